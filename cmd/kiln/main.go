@@ -1,0 +1,178 @@
+// Command kiln is the appliance: one binary that runs the embedded etcd,
+// the Kubernetes-compatible API server and, as they land, the controllers,
+// scheduler, kubelet, proxy, GitOps sync and dashboard.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"kiln.dev/kiln/components/apiserver"
+	"kiln.dev/kiln/components/apiserver/pki"
+	"kiln.dev/kiln/components/store"
+	"kiln.dev/kiln/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	root := &cobra.Command{Use: "kiln", Short: "a GitOps cluster appliance in one binary", SilenceUsage: true}
+	root.AddCommand(serverCmd(), versionCmd())
+	if err := root.Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print the version",
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "kiln %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		},
+	}
+}
+
+func serverCmd() *cobra.Command {
+	var configFile string
+	cfg := &config.Config{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "run the control plane (etcd, API server) and the node components",
+		Args:  cobra.NoArgs,
+	}
+	cmd.Flags().StringVar(&configFile, "config", "", "kiln.yaml to read; flags override it")
+	flags := cfg.BindFlags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if configFile != "" {
+			fileCfg, err := config.Load(configFile)
+			if err != nil {
+				return err
+			}
+			*cfg = *fileCfg
+		}
+		if err := flags.Apply(cmd.Flags(), cfg); err != nil {
+			return err
+		}
+		cfg.SetDefaults()
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return runServer(ctx, cfg)
+	}
+	return cmd
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// runServer wires the components and runs them until ctx is done or one
+// fails. Shutdown: 1. ctx is cancelled, 2. the API server drains and stops,
+// 3. the store closes its client and the embedded etcd.
+func runServer(ctx context.Context, cfg *config.Config) error {
+	log := newLogger(cfg.LogLevel)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	st, err := store.New(store.Config{
+		DataDir:          filepath.Join(cfg.DataDir, "etcd"),
+		Endpoints:        cfg.Datastore.Endpoints,
+		CAFile:           cfg.Datastore.CAFile,
+		CertFile:         cfg.Datastore.CertFile,
+		KeyFile:          cfg.Datastore.KeyFile,
+		CompactInterval:  cfg.Datastore.CompactInterval.Duration,
+		CompactMinAge:    cfg.Datastore.CompactMinAge.Duration,
+		CompactRetention: cfg.Datastore.CompactRetention,
+		Logger:           log.With("component", "store"),
+	})
+	if err != nil {
+		return err
+	}
+	tlsDir := filepath.Join(cfg.DataDir, "tls")
+	ca, err := pki.EnsureCA(tlsDir)
+	if err != nil {
+		return err
+	}
+	host, _, err := net.SplitHostPort(cfg.APIListen)
+	if err != nil {
+		return fmt.Errorf("apiListen: %w", err)
+	}
+	hosts := []string{"127.0.0.1", "localhost"}
+	if host != "" && host != "0.0.0.0" && host != "::" {
+		hosts = append(hosts, host)
+	}
+	if hn, err := os.Hostname(); err == nil {
+		hosts = append(hosts, hn)
+	}
+	cert, err := ca.EnsureServing(tlsDir, "apiserver", hosts)
+	if err != nil {
+		return err
+	}
+	token, err := pki.EnsureToken(filepath.Join(tlsDir, "admin.token"))
+	if err != nil {
+		return err
+	}
+	api, err := apiserver.New(apiserver.Config{
+		Store:         st,
+		Listen:        cfg.APIListen,
+		TLS:           &cert,
+		Tokens:        map[string]apiserver.User{token: {Name: "admin", UID: "admin", Groups: []string{apiserver.GroupMasters}}},
+		ServiceCIDR:   cfg.ServiceCIDR,
+		NodePortRange: cfg.NodePortRange,
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return st.Run(gctx) })
+	g.Go(func() error { return api.Run(gctx) })
+	g.Go(func() error {
+		select {
+		case <-api.Ready():
+		case <-gctx.Done():
+			return nil
+		}
+		kubeconfig := filepath.Join(cfg.DataDir, "admin.kubeconfig")
+		if err := pki.WriteKubeconfig(kubeconfig, "https://"+clientAddr(api.Addr()), ca.CertPEM, "admin", token); err != nil {
+			return err
+		}
+		log.Info("kiln ready", "api", "https://"+api.Addr(), "kubeconfig", kubeconfig)
+		return nil
+	})
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// clientAddr turns a wildcard listen address into one clients can dial.
+func clientAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

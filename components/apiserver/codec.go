@@ -1,0 +1,209 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	mimeJSON     = "application/json"
+	mimeYAML     = "application/yaml"
+	mimeProtobuf = "application/vnd.kubernetes.protobuf"
+)
+
+// codecs decodes protobuf bodies (kubectl create and client-go's typed
+// writes send them); every response is JSON.
+var codecs = serializer.NewCodecFactory(clientgoscheme.Scheme)
+
+// readBody reads at most maxBodyBytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", maxBodyBytes))
+		}
+		return nil, badRequest("read request body: %v", err)
+	}
+	return body, nil
+}
+
+func contentType(r *http.Request) string {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		// kubectl scale --current-replicas sends none.
+		return mimeJSON
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return ct
+	}
+	return mt
+}
+
+// bodyToJSON returns a JSON or YAML body as JSON; duplicate keys in YAML
+// are an error as in JSON.
+func bodyToJSON(ct string, body []byte) ([]byte, error) {
+	switch ct {
+	case mimeJSON, "application/merge-patch+json", "application/strategic-merge-patch+json",
+		"application/json-patch+json", "application/apply-patch+yaml", mimeYAML, "application/apply-patch+json":
+	default:
+		return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "", schema.GroupResource{}, "",
+			fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s", mimeJSON, mimeYAML, mimeProtobuf), 0, false)
+	}
+	trimmed := strings.TrimSpace(string(body))
+	if strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[") {
+		return body, nil
+	}
+	j, err := yaml.YAMLToJSONStrict(body)
+	if err != nil {
+		return nil, badRequest("error decoding YAML body: %v", err)
+	}
+	return j, nil
+}
+
+// decodeOptions says how strictly to read a body.
+type decodeOptions struct {
+	// fieldValidation is Strict, Warn or Ignore (the query parameter).
+	fieldValidation string
+}
+
+// decodeBody decodes a create or update body into into (a new object of
+// gvk's kind). It returns warnings for unknown or duplicate fields under
+// fieldValidation=Warn and an error under Strict, as kube-apiserver does.
+func decodeBody(r *http.Request, body []byte, into runtime.Object, gvk schema.GroupVersionKind, opts decodeOptions) ([]string, error) {
+	ct := contentType(r)
+	handled := fmt.Sprintf("%s in version %q cannot be handled as a %s", gvk.Kind, gvk.Version, gvk.Kind)
+	if ct == mimeProtobuf {
+		def := gvk
+		obj, got, err := codecs.UniversalDeserializer().Decode(body, &def, into)
+		if err != nil {
+			return nil, badRequest("%s: %v", handled, err)
+		}
+		if got.GroupKind() != gvk.GroupKind() || obj != into {
+			return nil, badRequest("%s: the body is a %s", handled, got.Kind)
+		}
+		return nil, nil
+	}
+	j, err := bodyToJSON(ct, body)
+	if err != nil {
+		return nil, err
+	}
+	return decodeJSON(j, into, gvk, opts)
+}
+
+// decodeJSON decodes a JSON object into into, checking that its kind and
+// apiVersion (if given) are gvk's and applying fieldValidation.
+func decodeJSON(j []byte, into runtime.Object, gvk schema.GroupVersionKind, opts decodeOptions) ([]string, error) {
+	handled := fmt.Sprintf("%s in version %q cannot be handled as a %s", gvk.Kind, gvk.Version, gvk.Kind)
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := json.Unmarshal(j, &head); err != nil {
+		return nil, badRequest("%s: %v", handled, jsonErr(err))
+	}
+	if head.Kind != "" && head.Kind != gvk.Kind {
+		return nil, badRequest("%s: the kind in the data (%s) does not match the expected kind (%s)", handled, head.Kind, gvk.Kind)
+	}
+	if head.APIVersion != "" && head.APIVersion != gvk.GroupVersion().String() {
+		return nil, badRequest("the API version in the data (%s) does not match the expected API version (%s)", head.APIVersion, gvk.GroupVersion().String())
+	}
+	var target any = into
+	u, isU := into.(*unstructured.Unstructured)
+	var m map[string]any
+	if isU {
+		target = &m
+	}
+	strictOpts := []sigsjson.StrictOption{sigsjson.DisallowDuplicateFields}
+	if !isU {
+		strictOpts = append(strictOpts, sigsjson.DisallowUnknownFields)
+	}
+	strictErrs, err := sigsjson.UnmarshalStrict(j, target, strictOpts...)
+	if err != nil {
+		return nil, badRequest("%s: %v", handled, jsonErr(err))
+	}
+	if isU {
+		if m == nil {
+			return nil, badRequest("%s: the body is not an object", handled)
+		}
+		u.Object = m
+	}
+	setKind(into, gvk)
+	if len(strictErrs) == 0 || opts.fieldValidation == "Ignore" {
+		return nil, nil
+	}
+	if opts.fieldValidation == "Strict" {
+		return nil, badRequest("%s: %v", handled, runtime.NewStrictDecodingError(strictErrs))
+	}
+	warnings := make([]string, len(strictErrs))
+	for i, e := range strictErrs {
+		warnings[i] = e.Error()
+	}
+	return warnings, nil
+}
+
+// jsonErr makes a JSON syntax error say where it is.
+func jsonErr(err error) error {
+	if ok, off := sigsjson.SyntaxErrorOffset(err); ok {
+		return fmt.Errorf("json: %w (at byte %d)", err, off)
+	}
+	return err
+}
+
+func fieldValidation(r *http.Request) (decodeOptions, error) {
+	fv := r.URL.Query().Get("fieldValidation")
+	switch fv {
+	case "":
+		fv = "Warn"
+	case "Strict", "Warn", "Ignore":
+	default:
+		return decodeOptions{}, badRequest("fieldValidation must be one of Strict, Warn or Ignore, not %q", fv)
+	}
+	return decodeOptions{fieldValidation: fv}, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		b = []byte(`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"encode response","reason":"InternalError","code":500}`)
+	}
+	writeRaw(w, code, mimeJSON, b)
+}
+
+func writeRaw(w http.ResponseWriter, code int, ct string, b []byte) {
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+func addWarnings(w http.ResponseWriter, warnings []string) {
+	for _, m := range warnings {
+		w.Header().Add("Warning", fmt.Sprintf("299 - %q", m))
+	}
+}
+
+// wantsTable says whether the client asked for meta.k8s.io Table output.
+func wantsTable(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		if strings.Contains(part, "as=Table") && strings.Contains(part, "g=meta.k8s.io") {
+			return true
+		}
+	}
+	return false
+}

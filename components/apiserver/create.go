@@ -1,0 +1,249 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/uuid"
+
+	"kiln.dev/kiln/components/apiserver/admission"
+	"kiln.dev/kiln/components/store"
+)
+
+func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, res *resource, ri requestInfo) {
+	if ri.name != "" {
+		writeError(w, apierrors.NewMethodNotSupported(res.gr, "create"))
+		return
+	}
+	dry, err := dryRun(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	opts, err := fieldValidation(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	obj := res.newObject()
+	warnings, err := decodeBody(r, body, obj, res.GroupVersionKind(), opts)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	m := accessor(obj)
+	if m.GetResourceVersion() != "" {
+		writeError(w, badRequest("resourceVersion should not be set on objects to be created"))
+		return
+	}
+	if err := checkNamespace(res, m, ri.namespace); err != nil {
+		writeError(w, err)
+		return
+	}
+	out, err := s.create(r.Context(), res, obj, dry)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	addWarnings(w, warnings)
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// checkNamespace fills in the request's namespace and refuses a body that
+// names another one.
+func checkNamespace(res *resource, m metav1.Object, ns string) error {
+	if !res.Namespaced {
+		if m.GetNamespace() != "" {
+			m.SetNamespace("")
+		}
+		return nil
+	}
+	if m.GetNamespace() == "" {
+		m.SetNamespace(ns)
+	}
+	if m.GetNamespace() != ns {
+		return badRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	return nil
+}
+
+// create admits and stores a new object. With dryRun it does everything
+// but write.
+func (s *Server) create(ctx context.Context, res *resource, obj runtime.Object, dry bool) (runtime.Object, error) {
+	m := accessor(obj)
+	generated := m.GetName() == "" && m.GetGenerateName() != ""
+	if err := s.checkNamespaceActive(ctx, res, m.GetNamespace()); err != nil {
+		return nil, err
+	}
+	s.prepareCreate(res, obj)
+	for attempt := 0; ; attempt++ {
+		if generated {
+			m.SetName(m.GetGenerateName() + utilrand.String(5))
+		}
+		if errs := admission.Validate(obj, res.Namespaced); len(errs) > 0 {
+			return nil, invalid(res.gk, m.GetName(), errs)
+		}
+		opts, err := s.admitCreate(ctx, res, obj)
+		if err != nil {
+			return nil, err
+		}
+		if dry {
+			return obj, nil
+		}
+		data, err := res.encodeStored(obj)
+		if err != nil {
+			return nil, err
+		}
+		rev, err := s.store.Create(ctx, res.key(m.GetNamespace(), m.GetName()), data, opts)
+		if generated && errors.Is(err, store.ErrExists) && attempt < 5 {
+			continue
+		}
+		var pe *store.PreconditionError
+		if errors.As(err, &pe) {
+			if !pe.Exists {
+				return nil, apierrors.NewNotFound(corev1.Resource("namespaces"), m.GetNamespace())
+			}
+			if attempt < 5 {
+				continue // an allocation raced with another create: pick again
+			}
+			return nil, apierrors.NewConflict(res.gr, m.GetName(), errors.New("allocation conflict, try again"))
+		}
+		if err != nil {
+			return nil, storeError(err, res.gr, m.GetName())
+		}
+		m.SetResourceVersion(formatRev(rev))
+		return obj, nil
+	}
+}
+
+// prepareCreate sets what the server owns in a new object, as kube's
+// BeforeCreate does.
+func (s *Server) prepareCreate(res *resource, obj runtime.Object) {
+	m := accessor(obj)
+	m.SetUID(types.UID(uuid.NewUUID()))
+	m.SetCreationTimestamp(metav1.NewTime(s.now().Truncate(1e9)))
+	m.SetDeletionTimestamp(nil)
+	m.SetDeletionGracePeriodSeconds(nil)
+	m.SetManagedFields(nil)
+	m.SetSelfLink("")
+	if res.hasSpec {
+		m.SetGeneration(1)
+	} else {
+		m.SetGeneration(0)
+	}
+	// Status is the controllers' to write; a new object starts without one
+	// (nodes post their own, as the kubelet does in kube).
+	if res.statusSub && !(res.Group == "" && res.Name == "nodes") {
+		clearStatus(obj)
+	}
+	if pod, ok := obj.(*corev1.Pod); ok {
+		pod.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: podQOS(pod)}
+	}
+	convertInput(obj)
+	admission.Default(obj)
+}
+
+// convertInput does what kube's conversion to the internal version does
+// to input-only fields: a Secret's stringData is merged into data.
+func convertInput(obj runtime.Object) {
+	if sec, ok := obj.(*corev1.Secret); ok && len(sec.StringData) > 0 {
+		if sec.Data == nil {
+			sec.Data = map[string][]byte{}
+		}
+		for k, v := range sec.StringData {
+			sec.Data[k] = []byte(v)
+		}
+		sec.StringData = nil
+	}
+}
+
+// checkNamespaceActive refuses creates in a missing or terminating
+// namespace with kube's errors.
+func (s *Server) checkNamespaceActive(ctx context.Context, res *resource, ns string) error {
+	if !res.Namespaced {
+		return nil
+	}
+	kv, err := s.store.Get(ctx, nsKey(ns))
+	if errors.Is(err, store.ErrNotFound) {
+		return apierrors.NewNotFound(corev1.Resource("namespaces"), ns)
+	}
+	if err != nil {
+		return err
+	}
+	var nsObj struct {
+		Metadata struct {
+			DeletionTimestamp *metav1.Time `json:"deletionTimestamp"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(kv.Value, &nsObj); err != nil {
+		return err
+	}
+	if nsObj.Metadata.DeletionTimestamp != nil {
+		return apierrors.NewForbidden(res.gr, "", errors.New("unable to create new content in namespace "+ns+" because it is being terminated"))
+	}
+	return nil
+}
+
+func nsKey(ns string) string { return store.Key("", "namespaces", "", ns) }
+
+// admitCreate adds the store conditions of a create: the namespace must
+// exist, Events expire, Services take their allocations.
+func (s *Server) admitCreate(ctx context.Context, res *resource, obj runtime.Object) (store.WriteOptions, error) {
+	var opts store.WriteOptions
+	m := accessor(obj)
+	if res.Namespaced {
+		opts.Require = []string{nsKey(m.GetNamespace())}
+	}
+	if res.Group == "" && res.Name == "events" || res.Group == "events.k8s.io" {
+		opts.TTL = s.cfg.EventTTL
+	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		extras, err := s.allocateService(ctx, svc, nil)
+		if err != nil {
+			return opts, err
+		}
+		opts.Extras = extras
+	}
+	return opts, nil
+}
+
+// podQOS is the pod's QoS class, as kube computes it for status.qosClass.
+func podQOS(pod *corev1.Pod) corev1.PodQOSClass {
+	requests, limits := 0, 0
+	guaranteed := true
+	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			req, hasReq := c.Resources.Requests[name]
+			lim, hasLim := c.Resources.Limits[name]
+			if hasReq && !req.IsZero() {
+				requests++
+			}
+			if hasLim && !lim.IsZero() {
+				limits++
+			}
+			if !hasLim || (hasReq && req.Cmp(lim) != 0) {
+				guaranteed = false
+			}
+		}
+	}
+	switch {
+	case requests == 0 && limits == 0:
+		return corev1.PodQOSBestEffort
+	case guaranteed:
+		return corev1.PodQOSGuaranteed
+	}
+	return corev1.PodQOSBurstable
+}

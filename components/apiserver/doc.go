@@ -1,0 +1,17 @@
+// Package apiserver serves a Kubernetes-compatible REST API over the store:
+// discovery (aggregated and legacy), a minimal OpenAPI v3 document, CRUD,
+// list with selectors and paging, watch (including sendInitialEvents),
+// JSON/merge/strategic-merge/apply patches, the status, scale, binding and
+// log subresources, admission (defaulting, validation, ClusterIP and
+// NodePort allocation), Table output for kubectl, and bearer-token
+// authentication with RBAC-style authorization.
+//
+// Objects are the real k8s.io/api types, stored as JSON at
+// /registry/<group>/<resource>/<namespace>/<name>; an object's
+// resourceVersion is its etcd mod revision. Every other kiln component is a
+// client of this API; only cmd hands the store to it.
+//
+//	srv, err := apiserver.New(apiserver.Config{Store: st, Listen: "127.0.0.1:6443", ...})
+//	go srv.Run(ctx)
+//	<-srv.Ready()
+package apiserver

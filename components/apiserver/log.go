@@ -1,0 +1,11 @@
+package apiserver
+
+import "log/slog"
+
+// logger wraps the component's slog.Logger; keys are constants here.
+type logger struct{ *slog.Logger }
+
+const (
+	logKeyObject = "object"
+	logKeyVerb   = "verb"
+)

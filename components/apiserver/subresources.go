@@ -1,0 +1,398 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+func (s *Server) handleSubresource(w http.ResponseWriter, r *http.Request, res *resource, ri requestInfo) {
+	sr, ok := res.Subresource(ri.subresource)
+	if !ok || ri.name == "" {
+		writeError(w, apierrors.NewNotFound(res.gr, ri.name+"/"+ri.subresource))
+		return
+	}
+	if !allowed(sr.Verbs, ri.verb) {
+		writeError(w, apierrors.NewMethodNotSupported(res.gr, ri.verb+" "+ri.subresource))
+		return
+	}
+	switch {
+	case ri.subresource == "status":
+		switch ri.verb {
+		case "get":
+			s.handleGet(w, r, res, ri)
+		case "update":
+			s.handleUpdate(w, r, res, ri, "status")
+		case "patch":
+			s.handlePatch(w, r, res, ri, "status")
+		}
+	case ri.subresource == "scale":
+		s.handleScale(w, r, res, ri)
+	case res.Group == "" && res.Name == "pods" && ri.subresource == "binding":
+		s.handleBinding(w, r, ri.namespace, ri.name)
+	case res.Group == "" && res.Name == "pods" && ri.subresource == "log":
+		s.handleLog(w, r, ri)
+	case res.Group == "" && res.Name == "namespaces" && ri.subresource == "finalize":
+		s.handleFinalize(w, r, res, ri)
+	default:
+		writeError(w, apierrors.NewMethodNotSupported(res.gr, ri.verb+" "+ri.subresource))
+	}
+}
+
+// toScale reads the Scale view of a workload: spec.replicas,
+// status.replicas and the selector as a string.
+func toScale(res *resource, obj runtime.Object) (*autoscalingv1.Scale, error) {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	m := accessor(obj)
+	sc := &autoscalingv1.Scale{
+		TypeMeta: metav1.TypeMeta{Kind: "Scale", APIVersion: "autoscaling/v1"},
+		ObjectMeta: metav1.ObjectMeta{Name: m.GetName(), Namespace: m.GetNamespace(), UID: m.GetUID(),
+			ResourceVersion: m.GetResourceVersion(), CreationTimestamp: m.GetCreationTimestamp()},
+	}
+	if n, ok, _ := unstructured.NestedInt64(u, "spec", "replicas"); ok {
+		sc.Spec.Replicas = int32(n)
+	}
+	if n, ok, _ := unstructured.NestedInt64(u, "status", "replicas"); ok {
+		sc.Status.Replicas = int32(n)
+	}
+	if sel, ok, _ := unstructured.NestedMap(u, "spec", "selector"); ok {
+		if res.Name == "replicationcontrollers" {
+			ls := map[string]string{}
+			for k, v := range sel {
+				ls[k], _ = v.(string)
+			}
+			sc.Status.Selector = metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: ls})
+		} else {
+			var ls metav1.LabelSelector
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(sel, &ls); err == nil {
+				if s, err := metav1.LabelSelectorAsSelector(&ls); err == nil {
+					sc.Status.Selector = s.String()
+				}
+			}
+		}
+	}
+	return sc, nil
+}
+
+func setReplicas(obj runtime.Object, n int32) (runtime.Object, error) {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	if err := unstructured.SetNestedField(u, int64(n), "spec", "replicas"); err != nil {
+		return nil, err
+	}
+	out := obj.DeepCopyObject()
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Server) handleScale(w http.ResponseWriter, r *http.Request, res *resource, ri requestInfo) {
+	ctx := r.Context()
+	if ri.verb == "get" {
+		kv, err := s.store.Get(ctx, res.key(ri.namespace, ri.name))
+		if err != nil {
+			writeError(w, storeError(err, res.gr, ri.name))
+			return
+		}
+		obj, err := res.decodeStored(kv)
+		if err == nil {
+			var sc *autoscalingv1.Scale
+			if sc, err = toScale(res, obj); err == nil {
+				writeJSON(w, http.StatusOK, sc)
+				return
+			}
+		}
+		writeError(w, err)
+		return
+	}
+	dry, err := dryRun(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ct := contentType(r)
+	retry := true
+	var after *autoscalingv1.Scale
+	out, _, err := s.update(ctx, res, ri.namespace, ri.name, "", dry, true, func(old runtime.Object) (runtime.Object, error) {
+		cur, err := toScale(res, old)
+		if err != nil {
+			return nil, err
+		}
+		want := &autoscalingv1.Scale{}
+		if ri.verb == "update" {
+			if _, err := decodeBody(r, body, want, autoscalingv1.SchemeGroupVersion.WithKind("Scale"), decodeOptions{fieldValidation: "Strict"}); err != nil {
+				return nil, err
+			}
+		} else {
+			orig, _ := json.Marshal(cur)
+			patch, err := bodyToJSON(ct, body)
+			if err != nil {
+				return nil, err
+			}
+			patched, err := applyPatch(ct, orig, patch, &autoscalingv1.Scale{})
+			if err != nil {
+				return nil, err
+			}
+			if _, err := decodeJSON(patched, want, autoscalingv1.SchemeGroupVersion.WithKind("Scale"), decodeOptions{fieldValidation: "Strict"}); err != nil {
+				return nil, err
+			}
+		}
+		if want.ResourceVersion != "" && want.ResourceVersion != cur.ResourceVersion {
+			retry = false
+			return nil, apierrors.NewConflict(res.gr, ri.name, errors.New(registryConflictMsg))
+		}
+		if want.Spec.Replicas < 0 {
+			return nil, invalid(autoscalingv1.SchemeGroupVersion.WithKind("Scale").GroupKind(), ri.name, nil)
+		}
+		next, err := setReplicas(old, want.Spec.Replicas)
+		if err != nil {
+			return nil, err
+		}
+		accessor(next).SetResourceVersion("")
+		return next, nil
+	})
+	_ = retry
+	if err == nil {
+		after, err = toScale(res, out)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, after)
+}
+
+// handleBinding is POST pods/NAME/binding (and POST bindings): it assigns
+// an unbound pod to a node, as the scheduler does.
+func (s *Server) handleBinding(w http.ResponseWriter, r *http.Request, ns, name string) {
+	body, err := readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var b corev1.Binding
+	if _, err := decodeBody(r, body, &b, corev1.SchemeGroupVersion.WithKind("Binding"), decodeOptions{fieldValidation: "Ignore"}); err != nil {
+		writeError(w, err)
+		return
+	}
+	if name == "" {
+		name = b.Name
+	}
+	if b.Name != "" && b.Name != name {
+		writeError(w, badRequest("the name of the binding (%s) does not match the pod (%s)", b.Name, name))
+		return
+	}
+	if b.Target.Name == "" || (b.Target.Kind != "" && b.Target.Kind != "Node") {
+		writeError(w, badRequest("a binding must target a Node by name"))
+		return
+	}
+	dry, err := dryRun(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	pods := s.byGVR[gvrKey{"", "v1", "pods"}]
+	_, _, err = s.update(r.Context(), pods, ns, name, "binding", dry, true, func(old runtime.Object) (runtime.Object, error) {
+		pod := old.(*corev1.Pod)
+		if pod.Spec.NodeName != "" {
+			return nil, apierrors.NewConflict(pods.gr, name, fmt.Errorf("pod %s is already assigned to node %q", name, pod.Spec.NodeName))
+		}
+		if pod.DeletionTimestamp != nil {
+			return nil, apierrors.NewConflict(pods.gr, name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", name))
+		}
+		if b.UID != "" && b.UID != pod.UID {
+			return nil, apierrors.NewConflict(pods.gr, name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", b.UID, pod.UID))
+		}
+		pod.Spec.NodeName = b.Target.Name
+		setPodCondition(pod, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(s.now().Truncate(1e9))})
+		pod.ResourceVersion = ""
+		return pod, nil
+	})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated})
+}
+
+func setPodCondition(pod *corev1.Pod, c corev1.PodCondition) {
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == c.Type {
+			pod.Status.Conditions[i] = c
+			return
+		}
+	}
+	pod.Status.Conditions = append(pod.Status.Conditions, c)
+}
+
+// handleFinalize is PUT namespaces/NAME/finalize: it sets only
+// spec.finalizers; the namespace goes once none remain.
+func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request, res *resource, ri requestInfo) {
+	body, err := readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var ns corev1.Namespace
+	if _, err := decodeBody(r, body, &ns, corev1.SchemeGroupVersion.WithKind("Namespace"), decodeOptions{fieldValidation: "Ignore"}); err != nil {
+		writeError(w, err)
+		return
+	}
+	out, _, err := s.update(r.Context(), res, "", ri.name, "finalize", false, ns.ResourceVersion == "", func(old runtime.Object) (runtime.Object, error) {
+		cur := old.(*corev1.Namespace)
+		cur.Spec.Finalizers = ns.Spec.Finalizers
+		cur.ResourceVersion = ns.ResourceVersion
+		return cur, nil
+	})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleLog serves pods/NAME/log by proxying to the kubelet of the pod's
+// node, as kube-apiserver does.
+func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, ri requestInfo) {
+	ctx := r.Context()
+	pods := s.byGVR[gvrKey{"", "v1", "pods"}]
+	kv, err := s.store.Get(ctx, pods.key(ri.namespace, ri.name))
+	if err != nil {
+		writeError(w, storeError(err, pods.gr, ri.name))
+		return
+	}
+	obj, err := pods.decodeStored(kv)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	pod := obj.(*corev1.Pod)
+	q := r.URL.Query()
+	container := q.Get("container")
+	if container == "" {
+		if len(pod.Spec.Containers) != 1 {
+			names := make([]string, len(pod.Spec.Containers))
+			for i, c := range pod.Spec.Containers {
+				names[i] = c.Name
+			}
+			writeError(w, badRequest("a container name must be specified for pod %s, choose one of: %v", pod.Name, names))
+			return
+		}
+		container = pod.Spec.Containers[0].Name
+	}
+	if !hasContainer(pod, container) {
+		writeError(w, badRequest("container %s is not valid for pod %s", container, pod.Name))
+		return
+	}
+	if pod.Spec.NodeName == "" {
+		writeError(w, badRequest("container %q in pod %q is waiting to start: the pod is not scheduled yet", container, pod.Name))
+		return
+	}
+	target, err := s.kubeletURL(ctx, pod.Spec.NodeName)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if s.cfg.KubeletClient == nil {
+		writeError(w, apierrors.NewServiceUnavailable("no kubelet client is configured"))
+		return
+	}
+	q.Del("container")
+	target.Path = fmt.Sprintf("/containerLogs/%s/%s/%s", pod.Namespace, pod.Name, container)
+	target.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	resp, err := s.cfg.KubeletClient.Do(req)
+	if err != nil {
+		writeError(w, apierrors.NewServiceUnavailable(fmt.Sprintf("kubelet of node %s: %v", pod.Spec.NodeName, err)))
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		writeError(w, apierrors.NewGenericServerResponse(resp.StatusCode, "get", pods.gr, pod.Name, string(msg), 0, false))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func hasContainer(pod *corev1.Pod, name string) bool {
+	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for _, c := range cs {
+			if c.Name == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// kubeletURL is the base URL of a node's kubelet from its status.
+func (s *Server) kubeletURL(ctx context.Context, node string) (*url.URL, error) {
+	nodes := s.byGVR[gvrKey{"", "v1", "nodes"}]
+	kv, err := s.store.Get(ctx, nodes.key("", node))
+	if err != nil {
+		return nil, storeError(err, nodes.gr, node)
+	}
+	obj, err := nodes.decodeStored(kv)
+	if err != nil {
+		return nil, err
+	}
+	n := obj.(*corev1.Node)
+	port := n.Status.DaemonEndpoints.KubeletEndpoint.Port
+	var host string
+	for _, t := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP, corev1.NodeHostName} {
+		for _, a := range n.Status.Addresses {
+			if a.Type == t && host == "" {
+				host = a.Address
+			}
+		}
+	}
+	if host == "" || port == 0 {
+		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s reports no kubelet address", node))
+	}
+	return &url.URL{Scheme: "https", Host: host + ":" + strconv.Itoa(int(port))}, nil
+}

@@ -1,0 +1,186 @@
+package config
+
+import (
+	"slices"
+	"time"
+)
+
+// Defaults for the zero values of Config, Datastore and Source.
+const (
+	// DefaultDataDir holds etcd/, tls/, admin.kubeconfig, node-token, images/,
+	// containerd/ and pods/.
+	DefaultDataDir = "/var/lib/kiln"
+	// DefaultAPIListen is where the HTTPS API server listens.
+	DefaultAPIListen = "127.0.0.1:6443"
+	// DefaultDashboardListen is where the read-only dashboard listens.
+	DefaultDashboardListen = "127.0.0.1:8080"
+	// DefaultClusterCIDR is the pod network; each node gets a /24 of it.
+	DefaultClusterCIDR = "10.42.0.0/16"
+	// DefaultServiceCIDR is the range ClusterIPs are allocated from.
+	DefaultServiceCIDR = "10.43.0.0/16"
+	// DefaultClusterDNS is the ClusterIP of the cluster DNS Service; it must lie
+	// inside the service CIDR.
+	DefaultClusterDNS = "10.43.0.10"
+	// DefaultNodePortRange is the inclusive range NodePorts are allocated from.
+	DefaultNodePortRange = "30000-32767"
+	// DefaultLogLevel is the slog level name used when LogLevel is empty.
+	DefaultLogLevel = "info"
+
+	// DefaultCompactInterval is how often the store compacts old revisions.
+	DefaultCompactInterval = time.Minute
+	// DefaultCompactRetention is how many revisions compaction keeps.
+	DefaultCompactRetention = 10000
+	// DefaultCompactMinAge protects revisions younger than this from
+	// compaction, so watchers that fall a little behind can resume.
+	DefaultCompactMinAge = 5 * time.Minute
+
+	// DefaultGitInterval is how often a git source polls its remote.
+	DefaultGitInterval = 15 * time.Second
+	// DefaultSourceNamespace is the namespace given to namespaced objects
+	// that a source's files leave without one.
+	DefaultSourceNamespace = "default"
+	// DefaultDrift is what a source does when a live object drifts from the
+	// repo.
+	DefaultDrift = DriftRevert
+)
+
+// Source kinds.
+const (
+	// SourceKindDir watches a local directory.
+	SourceKindDir = "dir"
+	// SourceKindGit polls a git remote.
+	SourceKindGit = "git"
+)
+
+// Drift policies of a Source.
+const (
+	// DriftRevert re-applies the repo's version of an object that was changed
+	// in the cluster.
+	DriftRevert = "revert"
+	// DriftIgnore leaves in-cluster changes alone until the repo changes.
+	DriftIgnore = "ignore"
+)
+
+// Components that Config.Disable can name.
+const (
+	ComponentKubelet     = "kubelet"
+	ComponentProxy       = "proxy"
+	ComponentScheduler   = "scheduler"
+	ComponentControllers = "controllers"
+	ComponentDashboard   = "dashboard"
+	// ComponentSync is the GitOps sync: sources and reconcile.
+	ComponentSync = "sync"
+)
+
+// Components returns the names Config.Disable accepts, in a fixed order.
+func Components() []string {
+	return []string{ComponentKubelet, ComponentProxy, ComponentScheduler, ComponentControllers, ComponentDashboard, ComponentSync}
+}
+
+// Log levels accepted by Config.LogLevel; they are slog level names.
+func logLevels() []string { return []string{"debug", "info", "warn", "error"} }
+
+// Config is kiln.yaml. Every field has a flag equivalent (see BindFlags), and
+// the zero value of every field means its default (see SetDefaults).
+type Config struct {
+	// DataDir is the data directory; default DefaultDataDir. Flag --data-dir.
+	DataDir string `json:"dataDir,omitempty"`
+	// APIListen is the API server's host:port; default DefaultAPIListen.
+	// Port 0 picks a free port. Flag --api-listen.
+	APIListen string `json:"apiListen,omitempty"`
+	// DashboardListen is the dashboard's host:port; default
+	// DefaultDashboardListen. Flag --dashboard-listen.
+	DashboardListen string `json:"dashboardListen,omitempty"`
+	// ClusterCIDR is the IPv4 pod network, a /24 per node; default
+	// DefaultClusterCIDR. Flag --cluster-cidr.
+	ClusterCIDR string `json:"clusterCIDR,omitempty"`
+	// ServiceCIDR is the IPv4 ClusterIP range; default DefaultServiceCIDR.
+	// Flag --service-cidr.
+	ServiceCIDR string `json:"serviceCIDR,omitempty"`
+	// ClusterDNS is the cluster DNS Service's ClusterIP, inside ServiceCIDR;
+	// default DefaultClusterDNS. Flag --cluster-dns.
+	ClusterDNS string `json:"clusterDNS,omitempty"`
+	// NodePortRange is "FROM-TO", inclusive; default DefaultNodePortRange.
+	// Flag --node-port-range.
+	NodePortRange string `json:"nodePortRange,omitempty"`
+	// Disable lists components not to run; see Components. Flag --disable.
+	Disable []string `json:"disable,omitempty"`
+	// Datastore says which etcd to use; empty means the embedded one.
+	// omitzero rather than omitempty: omitempty never omits a struct.
+	Datastore Datastore `json:"datastore,omitzero"`
+	// Sources are the repos and directories to sync. Flag --source, which
+	// replaces this list when given.
+	Sources []Source `json:"sources,omitempty"`
+	// NodeName is this node's name; default the lower-cased os.Hostname().
+	// Flag --node-name.
+	NodeName string `json:"nodeName,omitempty"`
+	// LogLevel is debug, info, warn or error; default DefaultLogLevel.
+	// Flag --log-level.
+	LogLevel string `json:"logLevel,omitempty"`
+}
+
+// Datastore selects the embedded etcd or an external cluster and tunes
+// compaction.
+type Datastore struct {
+	// Endpoints are external etcd client URLs; empty means the embedded
+	// member in DATA_DIR/etcd. Flag --datastore-endpoint.
+	Endpoints []string `json:"endpoints,omitempty"`
+	// CAFile verifies the external etcd's certificate. Flag --datastore-cafile.
+	CAFile string `json:"caFile,omitempty"`
+	// CertFile and KeyFile are kiln's client certificate for the external
+	// etcd; both or neither. Flags --datastore-certfile, --datastore-keyfile.
+	CertFile string `json:"certFile,omitempty"`
+	KeyFile  string `json:"keyFile,omitempty"`
+	// CompactInterval is how often old revisions are compacted; default
+	// DefaultCompactInterval, negative disables compaction.
+	// Flag --datastore-compact-interval.
+	CompactInterval Duration `json:"compactInterval,omitzero"`
+	// CompactRetention is how many revisions compaction keeps; default
+	// DefaultCompactRetention. Flag --datastore-compact-retention.
+	CompactRetention int64 `json:"compactRetention,omitempty"`
+	// CompactMinAge: revisions younger than this are never compacted; default
+	// DefaultCompactMinAge. Flag --datastore-compact-min-age.
+	CompactMinAge Duration `json:"compactMinAge,omitzero"`
+}
+
+// Source is one directory or git repository of Kubernetes YAML to sync. On
+// the command line it is written "dir:PATH" or "git:URL[#REF][//SUBPATH]"
+// (see ParseSourceFlag); the other fields take their defaults there.
+type Source struct {
+	// Name names the Source object and the gitops.kiln.dev/source label, so
+	// it is a DNS-1123 label. Default: derived from Path or URL.
+	Name string `json:"name,omitempty"`
+	// Kind is SourceKindDir or SourceKindGit. Required.
+	Kind string `json:"kind,omitempty"`
+	// Path is the directory of a dir source.
+	Path string `json:"path,omitempty"`
+	// URL is the remote of a git source: https://, http://, ssh://, git://,
+	// file:// or scp-like user@host:path. Credentials go in CredentialsFile,
+	// never in the URL.
+	URL string `json:"url,omitempty"`
+	// Ref is the branch, tag or commit of a git source; empty means the
+	// remote's HEAD.
+	Ref string `json:"ref,omitempty"`
+	// Subpath is the directory inside the source to read, relative and
+	// staying inside it; empty means the root.
+	Subpath string `json:"subpath,omitempty"`
+	// Interval is how often a git source polls; default DefaultGitInterval.
+	// A dir source watches for changes instead and must leave it empty.
+	Interval Duration `json:"interval,omitzero"`
+	// Namespace is given to namespaced objects without one; default
+	// DefaultSourceNamespace.
+	Namespace string `json:"namespace,omitempty"`
+	// Prune deletes objects this source applied earlier and no longer has;
+	// nil means true.
+	Prune *bool `json:"prune,omitempty"`
+	// Drift is DriftRevert or DriftIgnore; default DefaultDrift.
+	Drift string `json:"drift,omitempty"`
+	// CredentialsFile holds a git source's credentials; it is read when
+	// fetching, never copied into status, events or logs.
+	CredentialsFile string `json:"credentialsFile,omitempty"`
+}
+
+// Disabled reports whether component is listed in Disable.
+func (c *Config) Disabled(component string) bool {
+	return slices.Contains(c.Disable, component)
+}

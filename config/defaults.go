@@ -1,0 +1,69 @@
+package config
+
+import (
+	"os"
+	"strings"
+)
+
+// SetDefaults fills every zero field with its default, including each
+// source's name, namespace, prune, drift and (for git) interval. It never
+// changes a field that is set, so it is safe to call more than once. NodeName
+// defaults to the lower-cased os.Hostname(); if that fails it stays empty and
+// Validate reports it.
+func (c *Config) SetDefaults() {
+	setString(&c.DataDir, DefaultDataDir)
+	setString(&c.APIListen, DefaultAPIListen)
+	setString(&c.DashboardListen, DefaultDashboardListen)
+	setString(&c.ClusterCIDR, DefaultClusterCIDR)
+	setString(&c.ServiceCIDR, DefaultServiceCIDR)
+	setString(&c.ClusterDNS, DefaultClusterDNS)
+	setString(&c.NodePortRange, DefaultNodePortRange)
+	setString(&c.LogLevel, DefaultLogLevel)
+	if c.NodeName == "" {
+		if h, err := os.Hostname(); err == nil {
+			c.NodeName = strings.ToLower(h)
+		}
+	}
+
+	d := &c.Datastore
+	if d.CompactInterval.Duration == 0 {
+		d.CompactInterval.Duration = DefaultCompactInterval
+	}
+	if d.CompactRetention == 0 {
+		d.CompactRetention = DefaultCompactRetention
+	}
+	if d.CompactMinAge.Duration == 0 {
+		d.CompactMinAge.Duration = DefaultCompactMinAge
+	}
+
+	for i := range c.Sources {
+		c.Sources[i].setDefaults()
+	}
+}
+
+func (s *Source) setDefaults() {
+	if s.Name == "" {
+		// An underivable name stays empty; Validate reports it.
+		switch s.Kind {
+		case SourceKindDir:
+			s.Name, _ = dirSourceName(s.Path)
+		case SourceKindGit:
+			s.Name = gitSourceName(s.URL)
+		}
+	}
+	if s.Kind == SourceKindGit && s.Interval.Duration == 0 {
+		s.Interval.Duration = DefaultGitInterval
+	}
+	setString(&s.Namespace, DefaultSourceNamespace)
+	if s.Prune == nil {
+		prune := true
+		s.Prune = &prune
+	}
+	setString(&s.Drift, DefaultDrift)
+}
+
+func setString(p *string, def string) {
+	if *p == "" {
+		*p = def
+	}
+}

@@ -1,0 +1,91 @@
+package config
+
+import (
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfig_SetDefaults(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skipf("no host name: %v", err)
+	}
+	tests := []struct {
+		name string
+		in   Config
+		want Config
+	}{
+		{
+			name: "empty",
+			in:   Config{},
+			want: Config{
+				DataDir:         DefaultDataDir,
+				APIListen:       DefaultAPIListen,
+				DashboardListen: DefaultDashboardListen,
+				ClusterCIDR:     DefaultClusterCIDR,
+				ServiceCIDR:     DefaultServiceCIDR,
+				ClusterDNS:      DefaultClusterDNS,
+				NodePortRange:   DefaultNodePortRange,
+				NodeName:        strings.ToLower(host),
+				LogLevel:        DefaultLogLevel,
+				Datastore: Datastore{
+					CompactInterval:  Duration{DefaultCompactInterval},
+					CompactRetention: DefaultCompactRetention,
+					CompactMinAge:    Duration{DefaultCompactMinAge},
+				},
+			},
+		},
+		{
+			name: "set fields kept",
+			in: Config{
+				DataDir: "/d", APIListen: "0.0.0.0:1", DashboardListen: ":2", ClusterCIDR: "10.0.0.0/8",
+				ServiceCIDR: "192.168.0.0/16", ClusterDNS: "192.168.0.10", NodePortRange: "1-2",
+				NodeName: "n1", LogLevel: "debug", Disable: []string{"sync"},
+				Datastore: Datastore{CompactInterval: Duration{-1}, CompactRetention: 5, CompactMinAge: Duration{time.Second}},
+			},
+			want: Config{
+				DataDir: "/d", APIListen: "0.0.0.0:1", DashboardListen: ":2", ClusterCIDR: "10.0.0.0/8",
+				ServiceCIDR: "192.168.0.0/16", ClusterDNS: "192.168.0.10", NodePortRange: "1-2",
+				NodeName: "n1", LogLevel: "debug", Disable: []string{"sync"},
+				Datastore: Datastore{CompactInterval: Duration{-1}, CompactRetention: 5, CompactMinAge: Duration{time.Second}},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.in
+			c.SetDefaults()
+			if !reflect.DeepEqual(c, tc.want) {
+				t.Errorf("SetDefaults =\n%+v\nwant\n%+v", c, tc.want)
+			}
+			again := c
+			again.SetDefaults()
+			if !reflect.DeepEqual(again, c) {
+				t.Errorf("SetDefaults is not idempotent")
+			}
+		})
+	}
+}
+
+func TestConfig_SetDefaults_sources(t *testing.T) {
+	prune, noPrune := true, false
+	c := Config{Sources: []Source{
+		{Kind: SourceKindDir, Path: "/srv/My_Manifests"},
+		{Kind: SourceKindGit, URL: "https://example.com/org/app.git"},
+		{Name: "x", Kind: SourceKindGit, URL: "u:v", Interval: Duration{time.Hour}, Namespace: "ns", Prune: &noPrune, Drift: DriftIgnore},
+		{Kind: SourceKindGit, URL: "https://example.com"}, // no name to derive
+	}}
+	c.SetDefaults()
+	want := []Source{
+		{Name: "my-manifests", Kind: SourceKindDir, Path: "/srv/My_Manifests", Namespace: "default", Prune: &prune, Drift: DriftRevert},
+		{Name: "app", Kind: SourceKindGit, URL: "https://example.com/org/app.git", Interval: Duration{DefaultGitInterval}, Namespace: "default", Prune: &prune, Drift: DriftRevert},
+		{Name: "x", Kind: SourceKindGit, URL: "u:v", Interval: Duration{time.Hour}, Namespace: "ns", Prune: &noPrune, Drift: DriftIgnore},
+		{Kind: SourceKindGit, URL: "https://example.com", Interval: Duration{DefaultGitInterval}, Namespace: "default", Prune: &prune, Drift: DriftRevert},
+	}
+	if !reflect.DeepEqual(c.Sources, want) {
+		t.Errorf("sources =\n%+v\nwant\n%+v", c.Sources, want)
+	}
+}

@@ -1,0 +1,162 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Flag names, one per Config field (sources only through --source).
+const (
+	flagDataDir           = "data-dir"
+	flagAPIListen         = "api-listen"
+	flagDashboardListen   = "dashboard-listen"
+	flagClusterCIDR       = "cluster-cidr"
+	flagServiceCIDR       = "service-cidr"
+	flagClusterDNS        = "cluster-dns"
+	flagNodePortRange     = "node-port-range"
+	flagDisable           = "disable"
+	flagSource            = "source"
+	flagNodeName          = "node-name"
+	flagLogLevel          = "log-level"
+	flagDatastoreEndpoint = "datastore-endpoint"
+	flagDatastoreCAFile   = "datastore-cafile"
+	flagDatastoreCertFile = "datastore-certfile"
+	flagDatastoreKeyFile  = "datastore-keyfile"
+	flagCompactInterval   = "datastore-compact-interval"
+	flagCompactRetention  = "datastore-compact-retention"
+	flagCompactMinAge     = "datastore-compact-min-age"
+)
+
+// Flags holds the values of the flags BindFlags registered until Apply
+// copies the ones the user set onto a Config.
+type Flags struct {
+	dataDir, apiListen, dashboardListen  string
+	clusterCIDR, serviceCIDR, clusterDNS string
+	nodePortRange, nodeName, logLevel    string
+	disable, sources, endpoints          []string
+	caFile, certFile, keyFile            string
+	compactInterval, compactMinAge       time.Duration
+	compactRetention                     int64
+}
+
+// BindFlags registers one flag per Config field on fs and returns the Flags
+// to Apply after parsing. The defaults shown in help are c's values where
+// set, else the built-in defaults; they are documentation only, since Apply
+// copies nothing the user did not set. BindFlags does not modify c.
+func (c *Config) BindFlags(fs *pflag.FlagSet) *Flags {
+	or := func(v, def string) string {
+		if v != "" {
+			return v
+		}
+		return def
+	}
+	orDur := func(v Duration, def time.Duration) time.Duration {
+		if v.Duration != 0 {
+			return v.Duration
+		}
+		return def
+	}
+	f := &Flags{}
+	fs.StringVar(&f.dataDir, flagDataDir, or(c.DataDir, DefaultDataDir), "data directory (etcd, TLS, kubeconfig, images, logs)")
+	fs.StringVar(&f.apiListen, flagAPIListen, or(c.APIListen, DefaultAPIListen), "API server HOST:PORT")
+	fs.StringVar(&f.dashboardListen, flagDashboardListen, or(c.DashboardListen, DefaultDashboardListen), "dashboard HOST:PORT")
+	fs.StringVar(&f.clusterCIDR, flagClusterCIDR, or(c.ClusterCIDR, DefaultClusterCIDR), "IPv4 pod network, a /24 per node")
+	fs.StringVar(&f.serviceCIDR, flagServiceCIDR, or(c.ServiceCIDR, DefaultServiceCIDR), "IPv4 range of Service ClusterIPs")
+	fs.StringVar(&f.clusterDNS, flagClusterDNS, or(c.ClusterDNS, DefaultClusterDNS), "ClusterIP of the cluster DNS, inside the service CIDR")
+	fs.StringVar(&f.nodePortRange, flagNodePortRange, or(c.NodePortRange, DefaultNodePortRange), "NodePort range FROM-TO")
+	fs.StringSliceVar(&f.disable, flagDisable, c.Disable, "components not to run, comma separated: "+strings.Join(Components(), ", "))
+	// StringArray, not StringSlice: a URL may contain a comma.
+	fs.StringArrayVar(&f.sources, flagSource, nil, "dir:PATH or git:URL[#REF][//SUBPATH]; repeatable; replaces the config file's sources")
+	fs.StringVar(&f.nodeName, flagNodeName, c.NodeName, "node name (default the host name)")
+	fs.StringVar(&f.logLevel, flagLogLevel, or(c.LogLevel, DefaultLogLevel), "log level: debug, info, warn or error")
+	fs.StringSliceVar(&f.endpoints, flagDatastoreEndpoint, c.Datastore.Endpoints, "external etcd client URLs, comma separated (default the embedded etcd)")
+	fs.StringVar(&f.caFile, flagDatastoreCAFile, c.Datastore.CAFile, "CA file for the external etcd")
+	fs.StringVar(&f.certFile, flagDatastoreCertFile, c.Datastore.CertFile, "client certificate file for the external etcd")
+	fs.StringVar(&f.keyFile, flagDatastoreKeyFile, c.Datastore.KeyFile, "client key file for the external etcd")
+	fs.DurationVar(&f.compactInterval, flagCompactInterval, orDur(c.Datastore.CompactInterval, DefaultCompactInterval), "how often to compact etcd revisions; negative disables")
+	retention := c.Datastore.CompactRetention
+	if retention == 0 {
+		retention = DefaultCompactRetention
+	}
+	fs.Int64Var(&f.compactRetention, flagCompactRetention, retention, "etcd revisions kept by compaction")
+	fs.DurationVar(&f.compactMinAge, flagCompactMinAge, orDur(c.Datastore.CompactMinAge, DefaultCompactMinAge), "never compact revisions younger than this")
+	return f
+}
+
+// Apply copies onto c the flags the user set on fs (fs.Changed), leaving
+// every other field as the config file had it. List flags replace the
+// file's list: --disable and --datastore-endpoint (comma separated, blanks
+// trimmed) and --source (repeatable; each is parsed with ParseSourceFlag).
+// It reports every bad --source value.
+func (f *Flags) Apply(fs *pflag.FlagSet, c *Config) error {
+	str := []struct {
+		name string
+		dst  *string
+		v    string
+	}{
+		{flagDataDir, &c.DataDir, f.dataDir},
+		{flagAPIListen, &c.APIListen, f.apiListen},
+		{flagDashboardListen, &c.DashboardListen, f.dashboardListen},
+		{flagClusterCIDR, &c.ClusterCIDR, f.clusterCIDR},
+		{flagServiceCIDR, &c.ServiceCIDR, f.serviceCIDR},
+		{flagClusterDNS, &c.ClusterDNS, f.clusterDNS},
+		{flagNodePortRange, &c.NodePortRange, f.nodePortRange},
+		{flagNodeName, &c.NodeName, f.nodeName},
+		{flagLogLevel, &c.LogLevel, f.logLevel},
+		{flagDatastoreCAFile, &c.Datastore.CAFile, f.caFile},
+		{flagDatastoreCertFile, &c.Datastore.CertFile, f.certFile},
+		{flagDatastoreKeyFile, &c.Datastore.KeyFile, f.keyFile},
+	}
+	for _, s := range str {
+		if fs.Changed(s.name) {
+			*s.dst = s.v
+		}
+	}
+	if fs.Changed(flagDisable) {
+		c.Disable = splitList(f.disable)
+	}
+	if fs.Changed(flagDatastoreEndpoint) {
+		c.Datastore.Endpoints = splitList(f.endpoints)
+	}
+	if fs.Changed(flagCompactInterval) {
+		c.Datastore.CompactInterval = Duration{f.compactInterval}
+	}
+	if fs.Changed(flagCompactRetention) {
+		c.Datastore.CompactRetention = f.compactRetention
+	}
+	if fs.Changed(flagCompactMinAge) {
+		c.Datastore.CompactMinAge = Duration{f.compactMinAge}
+	}
+	if fs.Changed(flagSource) {
+		var errs []error
+		sources := make([]Source, 0, len(f.sources))
+		for _, v := range f.sources {
+			s, err := ParseSourceFlag(v)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			sources = append(sources, s)
+		}
+		if len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+		c.Sources = sources
+	}
+	return nil
+}
+
+// splitList trims blanks and drops empty items, so "kubelet, proxy" and
+// "kubelet,,proxy" mean what they look like.
+func splitList(items []string) []string {
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		if it = strings.TrimSpace(it); it != "" {
+			out = append(out, it)
+		}
+	}
+	return out
+}
