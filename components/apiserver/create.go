@@ -151,6 +151,7 @@ func (s *Server) prepareCreate(res *resource, obj runtime.Object) {
 	}
 	if pod, ok := obj.(*corev1.Pod); ok {
 		pod.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: podQOS(pod)}
+		admitPod(pod)
 	}
 	convertInput(obj)
 	admission.Default(obj)
@@ -246,4 +247,29 @@ func podQOS(pod *corev1.Pod) corev1.PodQOSClass {
 		return corev1.PodQOSGuaranteed
 	}
 	return corev1.PodQOSBurstable
+}
+
+// defaultTolerationSeconds is how long a pod stays on a not-ready or
+// unreachable node before eviction (kube's DefaultTolerationSeconds
+// admission plugin).
+const defaultTolerationSeconds = 300
+
+// admitPod does what kube's ServiceAccount and DefaultTolerationSeconds
+// admission plugins do to a new pod.
+func admitPod(pod *corev1.Pod) {
+	if pod.Spec.ServiceAccountName == "" {
+		pod.Spec.ServiceAccountName = "default"
+	}
+	for _, taint := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
+		has := false
+		for _, t := range pod.Spec.Tolerations {
+			if (t.Key == taint || t.Key == "" && t.Operator == corev1.TolerationOpExists) && (t.Effect == corev1.TaintEffectNoExecute || t.Effect == "") {
+				has = true
+			}
+		}
+		if !has {
+			secs := int64(defaultTolerationSeconds)
+			pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{Key: taint, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &secs})
+		}
+	}
 }

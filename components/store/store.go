@@ -120,6 +120,10 @@ func (s *Store) Run(ctx context.Context) error {
 	s.cfg.Logger.Info("store ready", "endpoints", endpoints)
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		<-gctx.Done()
+		return nil
+	})
 	if s.cfg.CompactInterval > 0 {
 		g.Go(func() error { return s.compactLoop(gctx) })
 	}

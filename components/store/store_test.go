@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 )
@@ -13,6 +15,7 @@ func startStore(t *testing.T, cfg Config) *Store {
 	if cfg.DataDir == "" && len(cfg.Endpoints) == 0 {
 		cfg.DataDir = t.TempDir()
 	}
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -227,4 +230,60 @@ func TestNew_validates(t *testing.T) {
 
 func contextWithCancel(t *testing.T) (context.Context, context.CancelFunc) {
 	return context.WithCancel(t.Context())
+}
+
+// An external datastore is any etcd reachable by URL; here a second Store
+// uses the first one's embedded member as its external cluster.
+func TestStore_ExternalEndpoints(t *testing.T) {
+	embedded := startStore(t, Config{})
+	external := startStore(t, Config{Endpoints: []string{embedded.ClientURL()}, CompactInterval: -1})
+	ctx := t.Context()
+	key := Key("", "configmaps", "default", "shared")
+	if _, err := external.Create(ctx, key, []byte("v"), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := embedded.Get(ctx, key)
+	if err != nil || string(kv.Value) != "v" {
+		t.Fatalf("write through external client not visible: %v %q", err, kv.Value)
+	}
+}
+
+func TestStore_ExternalUnreachable(t *testing.T) {
+	s, err := New(Config{Endpoints: []string{"http://127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	if err := s.Run(ctx); err == nil {
+		t.Fatal("Run against an unreachable etcd returned nil")
+	}
+}
+
+func TestStore_CompactLoopKeepsRecentHistory(t *testing.T) {
+	s := startStore(t, Config{CompactInterval: 20 * time.Millisecond, CompactMinAge: time.Hour, CompactRetention: 5})
+	ctx := t.Context()
+	var first int64
+	for i := 0; i < 20; i++ {
+		rev, err := s.Create(ctx, Key("", "configmaps", "ns", fmt.Sprint(i)), []byte("v"), WriteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = rev
+		}
+	}
+	// With a retention of 5 revisions the compactor must compact the
+	// first writes away, even though they are younger than CompactMinAge.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.CheckRevision(ctx, first) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("revision still readable after 10s: compaction did not run")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cur, _ := s.CurrentRevision(ctx)
+	if err := s.CheckRevision(ctx, cur-4); err != nil {
+		t.Fatalf("recent revision compacted: %v", err)
+	}
 }
