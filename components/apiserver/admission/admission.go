@@ -25,8 +25,8 @@ import (
 //   - Secret.stringData is merged into data and cleared (v1 conversion).
 //   - Service clusterIP and clusterIPs are made consistent (create strategy).
 //   - Node podCIDR and podCIDRs are made consistent (v1 conversion).
-//   - A Namespace without a status phase (one never stored) gets the
-//     "kubernetes" finalizer (create strategy); see defaultNamespace.
+//   - A Namespace never stored (no resourceVersion, no status phase) gets
+//     the "kubernetes" finalizer (create strategy); see defaultNamespace.
 //   - A Job being created whose selector is not manual gets the generated
 //     controller-uid selector and pod labels (create strategy), provided the
 //     caller has already assigned its uid; see defaultJob.

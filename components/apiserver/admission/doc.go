@@ -33,4 +33,10 @@
 // in defaulting are left to the caller, except where noted on Default:
 // generateName resolution, uid/creationTimestamp/resourceVersion, carrying
 // allocated values (clusterIP, nodePorts) over on update, and status resets.
+// In particular the caller assigns the uid before calling Default on a
+// create (Jobs derive their selector from it), and fills in resourceVersion
+// before ValidateUpdate on an unconditional update.
+//
+// CronJob time zones are loaded with time.LoadLocation; a binary that may
+// run without a system zoneinfo database should import time/tzdata.
 package admission
