@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -87,9 +88,16 @@ func (s *Server) allocateService(ctx context.Context, svc, old *corev1.Service) 
 		svc.Spec.ClusterIPs = []string{ip}
 	} else if !held[ipKey(svc.Spec.ClusterIP)] {
 		addr, err := netip.ParseAddr(svc.Spec.ClusterIP)
-		if err != nil || !s.serviceCIDR.Contains(addr) || addr == s.serviceCIDR.Addr() {
+		if err != nil || !s.serviceCIDR.Contains(addr) || addr == s.serviceCIDR.Addr() || addr == lastAddr(s.serviceCIDR) {
 			errs = append(errs, field.Invalid(field.NewPath("spec", "clusterIPs").Index(0), svc.Spec.ClusterIP,
 				fmt.Sprintf("failed to allocate IP %s: provided IP is not in the valid range. The range of valid IPs is %s", svc.Spec.ClusterIP, s.serviceCIDR)))
+		} else if taken, err := s.isAllocated(ctx, ipKey(svc.Spec.ClusterIP)); err != nil {
+			return nil, err
+		} else if taken {
+			// Kube's wording; the write's precondition would refuse it
+			// anyway, but only as a retryable conflict.
+			errs = append(errs, field.Invalid(field.NewPath("spec", "clusterIPs").Index(0), svc.Spec.ClusterIP,
+				fmt.Sprintf("failed to allocate IP %s: provided IP is already allocated", svc.Spec.ClusterIP)))
 		}
 		svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
 	}
@@ -103,6 +111,15 @@ func (s *Server) allocateService(ctx context.Context, svc, old *corev1.Service) 
 			if int(p.NodePort) < s.nodePorts.first || int(p.NodePort) > s.nodePorts.last {
 				errs = append(errs, field.Invalid(field.NewPath("spec", "ports").Index(i).Child("nodePort"), p.NodePort,
 					fmt.Sprintf("provided port is not in the valid range. The range of valid ports is %d-%d", s.nodePorts.first, s.nodePorts.last)))
+			} else if !held[portKey(p.NodePort)] {
+				taken, err := s.isAllocated(ctx, portKey(p.NodePort))
+				if err != nil {
+					return nil, err
+				}
+				if taken {
+					errs = append(errs, field.Invalid(field.NewPath("spec", "ports").Index(i).Child("nodePort"), p.NodePort,
+						"provided port is already allocated"))
+				}
 			}
 			taken[p.NodePort] = true
 		}
@@ -175,6 +192,23 @@ func (s *Server) releaseAll(obj runtime.Object) []store.Extra {
 		}
 	}
 	return out
+}
+
+// isAllocated reports whether an allocation key is held.
+func (s *Server) isAllocated(ctx context.Context, key string) (bool, error) {
+	_, err := s.store.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// lastAddr is the broadcast address of an IPv4 prefix, never handed out.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	n := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	n |= uint32(uint64(1)<<(32-p.Bits()) - 1)
+	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
 }
 
 // allocated lists the keys under prefix (allocations are small).

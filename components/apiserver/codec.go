@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -88,6 +90,9 @@ type decodeOptions struct {
 func decodeBody(r *http.Request, body []byte, into runtime.Object, gvk schema.GroupVersionKind, opts decodeOptions) ([]string, error) {
 	ct := contentType(r)
 	handled := fmt.Sprintf("%s in version %q cannot be handled as a %s", gvk.Kind, gvk.Version, gvk.Kind)
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, badRequest("%s: the request body is empty", handled)
+	}
 	if ct == mimeProtobuf {
 		def := gvk
 		obj, got, err := codecs.UniversalDeserializer().Decode(body, &def, into)
@@ -110,6 +115,11 @@ func decodeBody(r *http.Request, body []byte, into runtime.Object, gvk schema.Gr
 // apiVersion (if given) are gvk's and applying fieldValidation.
 func decodeJSON(j []byte, into runtime.Object, gvk schema.GroupVersionKind, opts decodeOptions) ([]string, error) {
 	handled := fmt.Sprintf("%s in version %q cannot be handled as a %s", gvk.Kind, gvk.Version, gvk.Kind)
+	// An empty YAML document is null, and null would decode as an empty
+	// object: anything but an object is refused here, as kube does.
+	if t := bytes.TrimSpace(j); len(t) == 0 || t[0] != '{' {
+		return nil, badRequest("%s: the body must be an object, not %s", handled, jsonKind(t))
+	}
 	var head struct {
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`
@@ -141,6 +151,14 @@ func decodeJSON(j []byte, into runtime.Object, gvk schema.GroupVersionKind, opts
 		if m == nil {
 			return nil, badRequest("%s: the body is not an object", handled)
 		}
+		// Without a Go type nothing else checks metadata's shape; a label
+		// that is a number would be stored and break every typed reader.
+		var meta struct {
+			Metadata *metav1.ObjectMeta `json:"metadata"`
+		}
+		if err := json.Unmarshal(j, &meta); err != nil {
+			return nil, badRequest("%s: metadata: %v", handled, err)
+		}
 		u.Object = m
 	}
 	setKind(into, gvk)
@@ -155,6 +173,24 @@ func decodeJSON(j []byte, into runtime.Object, gvk schema.GroupVersionKind, opts
 		warnings[i] = e.Error()
 	}
 	return warnings, nil
+}
+
+// jsonKind names the JSON value that t (trimmed) opens, for errors.
+func jsonKind(t []byte) string {
+	if len(t) == 0 {
+		return "empty"
+	}
+	switch t[0] {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	}
+	return "a number or invalid JSON"
 }
 
 // jsonErr makes a JSON syntax error say where it is.

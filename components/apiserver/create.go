@@ -23,6 +23,14 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, res *resou
 		writeError(w, apierrors.NewMethodNotSupported(res.gr, "create"))
 		return
 	}
+	if isReview(res) {
+		s.handleReview(w, r, res, ri)
+		return
+	}
+	if res.Group == "" && res.Name == "bindings" {
+		s.handleBinding(w, r, ri.namespace, "")
+		return
+	}
 	dry, err := dryRun(r)
 	if err != nil {
 		writeError(w, err)
@@ -153,22 +161,7 @@ func (s *Server) prepareCreate(res *resource, obj runtime.Object) {
 		pod.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: podQOS(pod)}
 		admitPod(pod)
 	}
-	convertInput(obj)
 	admission.Default(obj)
-}
-
-// convertInput does what kube's conversion to the internal version does
-// to input-only fields: a Secret's stringData is merged into data.
-func convertInput(obj runtime.Object) {
-	if sec, ok := obj.(*corev1.Secret); ok && len(sec.StringData) > 0 {
-		if sec.Data == nil {
-			sec.Data = map[string][]byte{}
-		}
-		for k, v := range sec.StringData {
-			sec.Data[k] = []byte(v)
-		}
-		sec.StringData = nil
-	}
 }
 
 // checkNamespaceActive refuses creates in a missing or terminating

@@ -34,6 +34,12 @@ func deleteOptions(w http.ResponseWriter, r *http.Request) (metav1.DeleteOptions
 			}
 		}
 	}
+	// client-go sends dryRun in the body, kubectl in the query; both count.
+	for _, v := range opts.DryRun {
+		if v != metav1.DryRunAll {
+			return opts, badRequest("dryRun must be All, not %q", v)
+		}
+	}
 	q := r.URL.Query()
 	if g := q.Get("gracePeriodSeconds"); g != "" {
 		n, err := strconv.ParseInt(g, 10, 64)
@@ -77,6 +83,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, res *resou
 		writeError(w, err)
 		return
 	}
+	dry = dry || len(opts.DryRun) > 0
 	out, gone, err := s.delete(r.Context(), res, ri.namespace, ri.name, opts, dry)
 	if err != nil {
 		writeError(w, err)
@@ -147,9 +154,9 @@ func (s *Server) delete(ctx context.Context, res *resource, ns, name string, opt
 		if err != nil {
 			return nil, false, storeError(err, res.gr, name)
 		}
-		if keep {
-			m.SetResourceVersion(formatRev(rev))
-		}
+		// A deleted object comes back at the revision of its delete, as
+		// kube's store answers and as the watch's DELETED event carries.
+		m.SetResourceVersion(formatRev(rev))
 		return obj, !keep, nil
 	}
 }
@@ -246,6 +253,7 @@ func (s *Server) handleDeleteCollection(w http.ResponseWriter, r *http.Request, 
 		writeError(w, err)
 		return
 	}
+	dry = dry || len(opts.DryRun) > 0
 	q := r.URL.Query()
 	q.Del("limit")
 	q.Del("continue")

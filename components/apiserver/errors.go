@@ -48,7 +48,14 @@ func storeError(err error, gr schema.GroupResource, name string) error {
 	case errors.Is(err, store.ErrConflict):
 		return apierrors.NewConflict(gr, name, errors.New(registryConflictMsg))
 	case errors.Is(err, store.ErrTooLarge):
-		return apierrors.NewRequestEntityTooLargeError("limit is 3145728")
+		// The body fit maxBodyBytes but the stored JSON did not fit etcd's
+		// request limit (JSON escapes and protobuf bodies grow when stored).
+		return apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("the stored form of %s %q is larger than the datastore accepts (%d bytes)",
+			gr.String(), name, store.DefaultMaxRequestBytes))
+	case errors.Is(err, store.ErrPrecondition):
+		// An allocation (ClusterIP, NodePort) was taken by a concurrent
+		// write; the client may retry.
+		return apierrors.NewConflict(gr, name, errors.New("an address or port it asks for was just taken; please try again"))
 	case errors.Is(err, store.ErrCompacted):
 		return apierrors.NewResourceExpired("too old resource version")
 	}

@@ -9,6 +9,7 @@ import (
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
@@ -111,27 +112,38 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, res *resour
 // a strategic merge patch (JSON merge for kinds without a Go type): it
 // never replaces fields the configuration does not mention.
 func applyPatch(ct string, orig, patch []byte, schemaObj runtime.Object) ([]byte, error) {
+	// A patch that is not a patch is the client's mistake (400, as kube);
+	// one that does not fit the object is 422.
+	if !json.Valid(patch) {
+		var v any
+		return nil, badRequest("the patch is not valid JSON: %v", jsonErr(json.Unmarshal(patch, &v)))
+	}
 	var out []byte
 	var err error
 	switch ct {
 	case patchJSON:
 		var p jsonpatch.Patch
 		p, err = jsonpatch.DecodePatch(patch)
-		if err == nil {
-			out, err = p.Apply(orig)
+		if err != nil {
+			return nil, badRequest("the JSON patch is not a list of operations: %v", err)
 		}
-	case patchMerge:
-		out, err = jsonpatch.MergePatch(orig, patch)
+		out, err = p.Apply(orig)
 	default:
-		if _, ok := schemaObj.(interface{ UnstructuredContent() map[string]any }); ok {
+		if t := bytes.TrimSpace(patch); t[0] != '{' {
+			return nil, badRequest("the patch must be a JSON object, not %s", jsonKind(t))
+		}
+		if ct == patchMerge {
+			out, err = jsonpatch.MergePatch(orig, patch)
+		} else if _, ok := schemaObj.(interface{ UnstructuredContent() map[string]any }); ok {
 			out, err = jsonpatch.MergePatch(orig, patch)
 		} else {
 			out, err = strategicpatch.StrategicMergePatch(orig, patch, schemaObj)
 		}
 	}
 	if err != nil {
-		return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "patch", schema.GroupResource{}, "",
-			"the patch could not be applied: "+err.Error(), 0, false)
+		// Not NewGenericServerResponse: it drops the message for 422.
+		return nil, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusUnprocessableEntity,
+			Reason: metav1.StatusReasonInvalid, Message: "the patch could not be applied: " + err.Error()}}
 	}
 	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 func (s *Server) handleSubresource(w http.ResponseWriter, r *http.Request, res *resource, ri requestInfo) {
@@ -134,7 +135,6 @@ func (s *Server) handleScale(w http.ResponseWriter, r *http.Request, res *resour
 		return
 	}
 	ct := contentType(r)
-	retry := true
 	var after *autoscalingv1.Scale
 	out, _, err := s.update(ctx, res, ri.namespace, ri.name, "", dry, true, func(old runtime.Object) (runtime.Object, error) {
 		cur, err := toScale(res, old)
@@ -161,11 +161,11 @@ func (s *Server) handleScale(w http.ResponseWriter, r *http.Request, res *resour
 			}
 		}
 		if want.ResourceVersion != "" && want.ResourceVersion != cur.ResourceVersion {
-			retry = false
 			return nil, apierrors.NewConflict(res.gr, ri.name, errors.New(registryConflictMsg))
 		}
 		if want.Spec.Replicas < 0 {
-			return nil, invalid(autoscalingv1.SchemeGroupVersion.WithKind("Scale").GroupKind(), ri.name, nil)
+			return nil, invalid(autoscalingv1.SchemeGroupVersion.WithKind("Scale").GroupKind(), ri.name,
+				field.ErrorList{field.Invalid(field.NewPath("spec", "replicas"), want.Spec.Replicas, "must be greater than or equal to 0")})
 		}
 		next, err := setReplicas(old, want.Spec.Replicas)
 		if err != nil {
@@ -174,7 +174,6 @@ func (s *Server) handleScale(w http.ResponseWriter, r *http.Request, res *resour
 		accessor(next).SetResourceVersion("")
 		return next, nil
 	})
-	_ = retry
 	if err == nil {
 		after, err = toScale(res, out)
 	}

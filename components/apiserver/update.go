@@ -90,14 +90,20 @@ func (s *Server) update(ctx context.Context, res *resource, ns, name, sub string
 			return nil, false, err
 		}
 		m := accessor(obj)
-		if rv := m.GetResourceVersion(); rv != "" && rv != formatRev(kv.ModRevision) {
+		if rv := m.GetResourceVersion(); rv == "" {
+			// No precondition (a scale, an unconditional PUT): write over
+			// the revision read, as kube's AllowUnconditionalUpdate does;
+			// validation requires a resourceVersion on every update.
+			m.SetResourceVersion(formatRev(kv.ModRevision))
+		} else if rv != formatRev(kv.ModRevision) {
 			return nil, false, apierrors.NewConflict(res.gr, name, errors.New(registryConflictMsg))
 		}
 		if uid := m.GetUID(); uid != "" && uid != accessor(old).GetUID() {
 			return nil, false, apierrors.NewConflict(res.gr, name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, accessor(old).GetUID()))
 		}
 		obj = s.prepareUpdate(res, sub, obj, old)
-		if errs := admission.ValidateUpdate(obj, old, res.Namespaced); len(errs) > 0 {
+		// A binding changes spec.nodeName, which a pod update may not.
+		if errs := admission.ValidateUpdate(obj, old, res.Namespaced); sub != "binding" && len(errs) > 0 {
 			return nil, false, invalid(res.gk, name, errs)
 		}
 		opts, err := s.admitUpdate(ctx, res, obj, old)
@@ -143,7 +149,8 @@ func (s *Server) prepareUpdate(res *resource, sub string, obj, old runtime.Objec
 		copyTop(next, obj, "Status")
 		accessor(next).SetResourceVersion(accessor(obj).GetResourceVersion())
 		obj = next
-	} else if res.statusSub {
+	} else if res.statusSub && sub != "binding" {
+		// Binding sets the PodScheduled condition along with nodeName.
 		copyTop(obj, old, "Status")
 	}
 	m, om := accessor(obj), accessor(old)
@@ -157,7 +164,6 @@ func (s *Server) prepareUpdate(res *resource, sub string, obj, old runtime.Objec
 		// A terminating object may lose finalizers but gain none (kube).
 		m.SetFinalizers(onlyKept(m.GetFinalizers(), om.GetFinalizers()))
 	}
-	convertInput(obj)
 	admission.Default(obj)
 	if svc, ok := obj.(*corev1.Service); ok {
 		keepAllocations(svc, old.(*corev1.Service))

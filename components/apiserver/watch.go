@@ -230,7 +230,10 @@ func (ww *watchWriter) handle(ev store.Event, f filter) bool {
 	case cur:
 		return ww.send("ADDED", ev.KV)
 	case prev:
-		return ww.send("DELETED", ev.KV)
+		// kube sends the last matching state at the revision of the change.
+		last := *ev.Prev
+		last.ModRevision = ev.KV.ModRevision
+		return ww.send("DELETED", last)
 	}
 	return true
 }

@@ -1,0 +1,297 @@
+package apiserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"kiln.dev/kiln/components/internal/testenv"
+)
+
+// The benchmarks below do one fixed workload per invocation and print one
+// line each in the `make bench` format (DESIGN.md); run them with
+// -benchtime 1x.
+
+const (
+	benchPods    = 5000
+	benchClients = 16
+	benchGets    = 2000
+	benchListN   = 10000
+	benchNS      = "default"
+)
+
+// BenchmarkAPICreate creates 5,000 pods of about 2 KB through client-go
+// (protobuf bodies, HTTPS) from 16 goroutines and compares the rate with raw
+// etcd Puts of the same pods' JSON to the same embedded etcd, also from 16
+// goroutines.
+func BenchmarkAPICreate(b *testing.B) {
+	env := testenv.Start(b, testenv.Options{})
+	cs := benchClientset(b, env)
+	ctx := b.Context()
+
+	pods := make([]*corev1.Pod, benchPods)
+	raw := make([][]byte, benchPods)
+	for i := range pods {
+		pods[i] = benchPod(fmt.Sprintf("bench-%05d", i))
+		j, err := json.Marshal(pods[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		raw[i] = j
+	}
+
+	// Warm both paths (TLS and HTTP/2 connection, gRPC stream, bbolt
+	// pages) so neither rate pays for setup.
+	warm := make([]*corev1.Pod, 200)
+	for i := range warm {
+		warm[i] = benchPod(fmt.Sprintf("warm-%03d", i))
+	}
+	if _, err := benchCreatePods(ctx, cs, warm); err != nil {
+		b.Fatal(err)
+	}
+	cli := env.Store.Client()
+	if _, err := benchParallel(ctx, len(warm), func(ctx context.Context, i int) error {
+		_, err := cli.Put(ctx, fmt.Sprintf("/bench/warm/%d", i), string(raw[i]))
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+
+	// The two workloads alternate in rounds so that a change in the
+	// machine's load (other processes) weighs on both alike.
+	b.ResetTimer()
+	var apiTime, etcdTime time.Duration
+	const rounds = 10
+	per := benchPods / rounds
+	for r := range rounds {
+		lo := r * per
+		d, err := benchParallel(ctx, per, func(ctx context.Context, i int) error {
+			_, err := cli.Put(ctx, fmt.Sprintf("/bench/etcd-put/%05d", lo+i), string(raw[lo+i]))
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		etcdTime += d
+		d, err = benchCreatePods(ctx, cs, pods[lo:lo+per])
+		if err != nil {
+			b.Fatal(err)
+		}
+		apiTime += d
+	}
+	b.StopTimer()
+
+	apiRate := benchPods / apiTime.Seconds()
+	etcdRate := benchPods / etcdTime.Seconds()
+	b.Logf("pod JSON %d bytes; api %v (%.0f/s), etcd put %v (%.0f/s)", len(raw[0]), apiTime, apiRate, etcdTime, etcdRate)
+	fmt.Printf("BENCH api-create %.0f pods/s %.2f vs etcd-put\n", apiRate, apiRate/etcdRate)
+}
+
+// BenchmarkAPIGetP99 measures the 99th percentile latency of sequential
+// GETs of one pod through client-go.
+func BenchmarkAPIGetP99(b *testing.B) {
+	env := testenv.Start(b, testenv.Options{})
+	cs := benchClientset(b, env)
+	ctx := b.Context()
+	pod := benchPod("get-target")
+	if _, err := cs.CoreV1().Pods(benchNS).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	get := func() (time.Duration, error) {
+		start := time.Now()
+		_, err := cs.CoreV1().Pods(benchNS).Get(ctx, pod.Name, metav1.GetOptions{})
+		return time.Since(start), err
+	}
+	for range 200 {
+		if _, err := get(); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	b.ResetTimer()
+	lat := make([]time.Duration, benchGets)
+	for i := range lat {
+		d, err := get()
+		if err != nil {
+			b.Fatal(err)
+		}
+		lat[i] = d
+	}
+	b.StopTimer()
+
+	slices.Sort(lat)
+	p50, p99 := benchPercentile(lat, 0.50), benchPercentile(lat, 0.99)
+	b.Logf("%d gets: p50 %v, p99 %v, max %v", len(lat), p50, p99, lat[len(lat)-1])
+	fmt.Printf("BENCH api-get-p99 %.2f ms\n", benchMillis(p99))
+}
+
+// BenchmarkAPIList10k creates 10,000 pods through the API (16 creators)
+// and times three full, unpaged LISTs of them through client-go; it reports
+// the median.
+func BenchmarkAPIList10k(b *testing.B) {
+	env := testenv.Start(b, testenv.Options{})
+	cs := benchClientset(b, env)
+	ctx := b.Context()
+	pods := make([]*corev1.Pod, benchListN)
+	for i := range pods {
+		pods[i] = benchPod(fmt.Sprintf("list-%05d", i))
+	}
+	if _, err := benchCreatePods(ctx, cs, pods); err != nil {
+		b.Fatal(err)
+	}
+
+	b.ResetTimer()
+	times := make([]time.Duration, 3)
+	for i := range times {
+		start := time.Now()
+		list, err := cs.CoreV1().Pods(benchNS).List(ctx, metav1.ListOptions{})
+		times[i] = time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(list.Items) != benchListN {
+			b.Fatalf("list returned %d pods, want %d", len(list.Items), benchListN)
+		}
+	}
+	b.StopTimer()
+
+	b.Logf("lists of %d pods: %v, %v, %v", benchListN, times[0], times[1], times[2])
+	slices.Sort(times)
+	fmt.Printf("BENCH api-list-10k %.0f ms\n", benchMillis(times[1]))
+}
+
+// benchClientset is the admin's clientset with client-go's default
+// (protobuf) bodies and no client-side rate limit.
+func benchClientset(b *testing.B, env *testenv.Env) kubernetes.Interface {
+	b.Helper()
+	rc := rest.CopyConfig(env.RESTConfig)
+	rc.ContentType = ""
+	rc.QPS, rc.Burst = -1, 0
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cs
+}
+
+// benchCreatePods creates pods from benchClients goroutines and returns
+// how long it took.
+func benchCreatePods(ctx context.Context, cs kubernetes.Interface, pods []*corev1.Pod) (time.Duration, error) {
+	return benchParallel(ctx, len(pods), func(ctx context.Context, i int) error {
+		_, err := cs.CoreV1().Pods(benchNS).Create(ctx, pods[i], metav1.CreateOptions{})
+		return err
+	})
+}
+
+// benchParallel runs fn for 0..n-1 from benchClients goroutines, which
+// take the next index as they go, and returns the wall time.
+func benchParallel(ctx context.Context, n int, fn func(ctx context.Context, i int) error) (time.Duration, error) {
+	var next atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	start := time.Now()
+	for range benchClients {
+		g.Go(func() error {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return nil
+				}
+				if err := fn(gctx, i); err != nil {
+					return fmt.Errorf("item %d: %w", i, err)
+				}
+			}
+		})
+	}
+	err := g.Wait()
+	return time.Since(start), err
+}
+
+// benchPod is a realistic pod of about 2 KB of JSON: labels, annotations,
+// an app container with env, ports, resources, probes and mounts, and a
+// sidecar.
+func benchPod(name string) *corev1.Pod {
+	env := make([]corev1.EnvVar, 0, 12)
+	for i := range 9 {
+		env = append(env, corev1.EnvVar{Name: fmt.Sprintf("APP_SETTING_%d", i), Value: fmt.Sprintf("value-%d-for-%s", i, name)})
+	}
+	env = append(env,
+		corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		corev1.EnvVar{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+	)
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      name,
+			Namespace: benchNS,
+			Labels: map[string]string{
+				"app.kubernetes.io/name":       "web",
+				"app.kubernetes.io/instance":   "web-" + name,
+				"app.kubernetes.io/version":    "1.27.3",
+				"app.kubernetes.io/component":  "frontend",
+				"app.kubernetes.io/part-of":    "shop",
+				"app.kubernetes.io/managed-by": "kiln",
+				"pod-template-hash":            "5d9c7b8f6d",
+			},
+			Annotations: map[string]string{
+				"gitops.kiln.dev/path":                    "apps/web/deployment.yaml",
+				"gitops.kiln.dev/revision":                "main@sha1:3f1c2a9e8b7d6c5f4e3d2c1b0a99887766554433",
+				"prometheus.io/scrape":                    "true",
+				"prometheus.io/port":                      "9090",
+				"kubectl.kubernetes.io/default-container": "web",
+			},
+		},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{
+				{
+					Name:  "web",
+					Image: "registry.example.com/shop/web:1.27.3",
+					Args:  []string{"--listen=:8080", "--metrics=:9090", "--log-format=json"},
+					Ports: []corev1.ContainerPort{
+						{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP},
+						{Name: "metrics", ContainerPort: 9090, Protocol: corev1.ProtocolTCP},
+					},
+					Env: env,
+					Resources: corev1.ResourceRequirements{
+						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+						Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+					},
+					ReadinessProbe: &corev1.Probe{
+						ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}},
+						PeriodSeconds: 5,
+					},
+					VolumeMounts: []corev1.VolumeMount{{Name: "config", MountPath: "/etc/web", ReadOnly: true}},
+				},
+				{
+					Name:  "log-shipper",
+					Image: "registry.example.com/infra/log-shipper:0.9.1",
+					Resources: corev1.ResourceRequirements{
+						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+					},
+				},
+			},
+			Volumes: []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{
+				ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "web-config"}},
+			}}},
+		},
+	}
+}
+
+// benchPercentile returns the q-quantile of sorted durations (nearest rank).
+func benchPercentile(sorted []time.Duration, q float64) time.Duration {
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(i, 0)]
+}
+
+func benchMillis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
