@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"kiln.dev/kiln/components/apiserver"
-	"kiln.dev/kiln/components/internal/testenv"
+	"kiln.dev/kiln/components/testenv"
 	"kiln.dev/kiln/components/store"
 )
 

@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"kiln.dev/kiln/components/internal/testenv"
+	"kiln.dev/kiln/components/testenv"
 )
 
 // The benchmarks below do one fixed workload per invocation and print one

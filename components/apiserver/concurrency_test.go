@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
-	"kiln.dev/kiln/components/internal/testenv"
+	"kiln.dev/kiln/components/testenv"
 	"kiln.dev/kiln/components/store"
 )
 
@@ -231,10 +231,10 @@ func ddSnapshot(t *testing.T, env *testenv.Env, cs kubernetes.Interface) ddState
 }
 
 // TestDryRun_everyVerb_neverPersists: with dryRun=All, create, update,
-// every patch type, server-side apply, the status subresource, delete
-// (dryRun in the body or the query) and deletecollection answer as if they
-// had worked, but the etcd revision does not move and no object changes
-// (api-concepts §Dry-run).
+// every patch type, server-side apply, the status and binding subresources,
+// delete (dryRun in the body or the query) and deletecollection answer as
+// if they had worked, but the etcd revision does not move and no object
+// changes (api-concepts §Dry-run).
 func TestDryRun_everyVerb_neverPersists(t *testing.T) {
 	// No compactor: its bookkeeping write would move the revision.
 	env := testenv.Start(t, testenv.Options{Store: store.Config{CompactInterval: -1}})
@@ -325,6 +325,9 @@ func TestDryRun_everyVerb_neverPersists(t *testing.T) {
 			p.Status.Phase = corev1.PodRunning
 			_, err = pods.UpdateStatus(ctx, p, metav1.UpdateOptions{DryRun: dry})
 			return err
+		}},
+		{"bind", func() error {
+			return pods.Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "plain"}, Target: corev1.ObjectReference{Kind: "Node", Name: "n1"}}, metav1.CreateOptions{DryRun: dry})
 		}},
 		{"delete", func() error {
 			return cms.Delete(ctx, "cm", metav1.DeleteOptions{DryRun: dry})

@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
-	"kiln.dev/kiln/components/internal/testenv"
+	"kiln.dev/kiln/components/testenv"
 )
 
 // fuzzTargets are the collections FuzzCreateBody posts to: typed kinds

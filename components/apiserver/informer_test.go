@@ -33,7 +33,7 @@ import (
 
 	"kiln.dev/kiln/components/apiserver"
 	"kiln.dev/kiln/components/apiserver/pki"
-	"kiln.dev/kiln/components/internal/testenv"
+	"kiln.dev/kiln/components/testenv"
 )
 
 // wcDeadline bounds every wait in these tests.

@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"kiln.dev/kiln/components/apiserver"
-	"kiln.dev/kiln/components/internal/testenv"
+	"kiln.dev/kiln/components/testenv"
 )
 
 // These tests run the real kubectl (the dispatcher on PATH, which runs
