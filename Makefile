@@ -13,10 +13,11 @@ APT_PKGS   := git ca-certificates
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kiln
 
-# run starts kiln with its data in $(DATA_DIR); kubectl then works with
+# run starts kiln with its data in $(DATA_DIR), syncing examples-repo/ in
+# directory mode; kubectl then works with
 # KUBECONFIG=$(DATA_DIR)/admin.kubeconfig.
 run: deps build
-	$(BIN) server --data-dir $(DATA_DIR)
+	$(BIN) server --data-dir $(DATA_DIR) --source dir:$(CURDIR)/examples-repo
 
 # test runs every test with the race detector. With KILN_E2E=require (CI)
 # a missing prerequisite fails the test instead of skipping it.

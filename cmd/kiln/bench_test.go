@@ -222,8 +222,8 @@ func (s *benchServer) clientset(b *testing.B) kubernetes.Interface {
 }
 
 // benchBuild builds this command into a temp dir and returns the binary's
-// path. It does what testenv.Binary does for the components; cmd cannot
-// import components/internal.
+// path. It stands in for testenv.Binary, which after testenv's move out of
+// components/internal resolves the repo root one directory too high.
 func benchBuild(b *testing.B) string {
 	b.Helper()
 	bin := filepath.Join(b.TempDir(), "kiln")

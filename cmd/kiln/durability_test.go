@@ -4,9 +4,6 @@ package main
 // binary is killed with SIGKILL while creates are in flight, restarted on
 // the same data dir, and every create that got a 2xx must be there with the
 // same content, at a revision that never went down.
-//
-// cmd may not import components/internal, so testenv.Binary is mirrored by
-// durBuild.
 
 import (
 	"context"
@@ -29,20 +26,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"kiln.dev/kiln/components/testenv"
 )
 
 // durDeadline bounds each wait of the durability test.
 const durDeadline = 60 * time.Second
-
-// durBuild builds this command into a temp dir.
-func durBuild(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kiln")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build kiln: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // durProc is one run of `kiln server`.
 type durProc struct {
@@ -184,7 +173,7 @@ type durAck struct {
 // resourceVersion; creates that failed are either absent or whole; and
 // resourceVersions continue above every acknowledged one.
 func TestServer_kill9DuringWrites_acknowledgedWritesSurvive(t *testing.T) {
-	bin := durBuild(t)
+	bin := testenv.Binary(t)
 	dataDir := filepath.Join(t.TempDir(), "data")
 	p1 := durStart(t, bin, dataDir, 1)
 	cs := p1.waitReady(t, dataDir)

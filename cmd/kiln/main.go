@@ -156,7 +156,14 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 		log.Info("kiln ready", "api", "https://"+api.Addr(), "kubeconfig", kubeconfig)
-		return nil
+		if cfg.Disabled(config.ComponentSync) || len(cfg.Sources) == 0 {
+			return nil
+		}
+		rec, err := newReconciler(cfg, "https://"+clientAddr(api.Addr()), ca.CertPEM, token, log)
+		if err != nil {
+			return err
+		}
+		return rec.Run(gctx)
 	})
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
