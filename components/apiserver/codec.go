@@ -102,6 +102,9 @@ func decodeBody(r *http.Request, body []byte, into runtime.Object, gvk schema.Gr
 		if got.GroupKind() != gvk.GroupKind() || obj != into {
 			return nil, badRequest("%s: the body is a %s", handled, got.Kind)
 		}
+		// The deserializer also takes JSON and YAML here, and leaves the
+		// kind empty when such a body names none.
+		setKind(into, gvk)
 		return nil, nil
 	}
 	j, err := bodyToJSON(ct, body)

@@ -18,8 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
-	"kiln.dev/kiln/components/testenv"
 	"kiln.dev/kiln/components/store"
+	"kiln.dev/kiln/components/testenv"
 )
 
 // TestUpdate_readModifyWrite_counterEqualsAcknowledgedWrites: 20 writers

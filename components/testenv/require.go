@@ -44,7 +44,7 @@ func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+		root := filepath.Join(filepath.Dir(file), "..", "..") // components/testenv
 		dir, err := os.MkdirTemp("", "kiln-bin-")
 		if err != nil {
 			buildErr = err
