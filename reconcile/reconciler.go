@@ -26,6 +26,12 @@ import (
 	"kiln.dev/kiln/sources"
 )
 
+// How often health is re-judged from the informer caches (no API calls).
+const (
+	healthInterval       = 500 * time.Millisecond
+	healthIntervalSteady = 5 * time.Second
+)
+
 // SourceConfig is one source to reconcile: its Source object's name and
 // spec, and the fetcher that produces its snapshots.
 type SourceConfig struct {
@@ -156,6 +162,7 @@ type sourceLoop struct {
 	// Owned by run's goroutine.
 	last      *sources.Snapshot
 	objects   map[string]Object
+	appliedRV map[string]string
 	inventory []InventoryEntry
 	uid       string
 }
@@ -169,8 +176,17 @@ func (l *sourceLoop) run(ctx context.Context) error {
 	go func() { fetchDone <- l.fetcher.Run(ctx, results) }()
 	var watchers sync.WaitGroup
 	defer watchers.Wait()
-	stopWatch := func() {}
-	defer func() { stopWatch() }()
+	var w *watches
+	defer func() {
+		if w != nil {
+			w.stop()
+		}
+	}()
+	// Health is read from the informer caches: every healthInterval while
+	// something is not healthy, every healthIntervalSteady otherwise.
+	healthTimer := time.NewTimer(healthInterval)
+	defer healthTimer.Stop()
+	var lastHealth Health
 	for {
 		select {
 		case <-ctx.Done():
@@ -187,11 +203,28 @@ func (l *sourceLoop) run(ctx context.Context) error {
 				continue
 			}
 			if l.applySnapshot(ctx, res.Snapshot) {
-				stopWatch()
-				stopWatch = l.watchDrift(ctx, &watchers)
+				if w != nil {
+					w.stop()
+				}
+				w = l.startWatches(ctx, &watchers)
+				healthTimer.Reset(healthInterval)
 			}
 		case key := <-l.drift:
 			l.correctDrift(ctx, key)
+		case <-healthTimer.C:
+			h := l.health(w)
+			if h != lastHealth && w != nil {
+				lastHealth = h
+				l.writeStatus(ctx, func(st *SourceStatus, gen int64) {
+					reason := h.Status
+					setCondition(st, ConditionHealthy, h.Status == HealthHealthy, reason, h.Message, gen)
+				})
+			}
+			next := healthInterval
+			if h.Status == HealthHealthy {
+				next = healthIntervalSteady
+			}
+			healthTimer.Reset(next)
 		}
 	}
 }
@@ -202,7 +235,7 @@ func (l *sourceLoop) applySnapshot(ctx context.Context, snap *sources.Snapshot) 
 	out := l.sync(ctx, snap, l.inventory)
 	ok := out.err == nil
 	if ok {
-		l.last, l.objects, l.inventory = snap, out.objects, out.inventory
+		l.last, l.objects, l.inventory, l.appliedRV = snap, out.objects, out.inventory, out.appliedRV
 		l.log.Info("synced", "revision", snap.Revision, "created", out.record.Created, "configured", out.record.Configured,
 			"unchanged", out.record.Unchanged, "pruned", out.record.Pruned, "ms", out.record.DurationMS)
 	} else {

@@ -22,6 +22,7 @@ type syncOutcome struct {
 	record    SyncRecord
 	inventory []InventoryEntry
 	objects   map[string]Object
+	appliedRV map[string]string
 	err       error
 }
 
@@ -88,6 +89,7 @@ func (s *sourceLoop) sync(ctx context.Context, snap *sources.Snapshot, prev []In
 		}
 	}
 	out.objects = make(map[string]Object, len(objs))
+	out.appliedRV = make(map[string]string, len(objs))
 	applied := map[string]bool{}
 	for _, o := range objs {
 		action, live, err := s.applier.apply(ctx, o, snap.Revision, false)
@@ -105,6 +107,7 @@ func (s *sourceLoop) sync(ctx context.Context, snap *sources.Snapshot, prev []In
 		key := KeyOf(o.Obj)
 		applied[key] = true
 		out.objects[key] = o
+		out.appliedRV[key] = live.GetResourceVersion()
 		gvk := live.GroupVersionKind()
 		out.inventory = append(out.inventory, InventoryEntry{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind,
 			Namespace: live.GetNamespace(), Name: live.GetName(), UID: string(live.GetUID())})

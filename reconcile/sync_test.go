@@ -295,3 +295,42 @@ func TestSync_driftReverted(t *testing.T) {
 		return "no event"
 	})
 }
+
+func TestSync_healthCondition(t *testing.T) {
+	s := startSync(t, map[string]string{"ns.yaml": nsYAML, "deploy.yaml": deployYAML, "cm.yaml": cmYAML}, reconcile.SourceSpec{Prune: true})
+	ctx := t.Context()
+	healthy := func() *metav1.Condition {
+		return meta.FindStatusCondition(s.source(t).Status.Conditions, reconcile.ConditionHealthy)
+	}
+	// No controller runs here: the Deployment stays Progressing and the
+	// condition names it.
+	eventually(t, "progressing", func() string {
+		c := healthy()
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != reconcile.HealthProgressing || !strings.Contains(c.Message, "Deployment shop/web") {
+			return "Healthy condition: " + condString(c)
+		}
+		return ""
+	})
+	// Play the deployment controller: report the rollout complete.
+	d, err := s.kube.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 2, AvailableReplicas: 2}
+	if _, err := s.kube.AppsV1().Deployments("shop").UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "healthy", func() string {
+		if c := healthy(); c == nil || c.Status != metav1.ConditionTrue {
+			return "Healthy condition: " + condString(c)
+		}
+		return ""
+	})
+}
+
+func condString(c *metav1.Condition) string {
+	if c == nil {
+		return "none"
+	}
+	return string(c.Status) + " " + c.Reason + ": " + c.Message
+}
