@@ -20,8 +20,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"kiln.dev/kiln/components/apiserver"
-	"kiln.dev/kiln/components/testenv"
 	"kiln.dev/kiln/components/store"
+	"kiln.dev/kiln/components/testenv"
 )
 
 // These tests send bad requests over real HTTPS, the way kubectl and
@@ -595,7 +595,8 @@ func TestCreate_tooLarge(t *testing.T) {
 		body := fmt.Appendf(nil, `{"metadata":{"name":"expands"},"spec":{"containers":[{"name":"c","image":"i","args":[%q]}]}}`, strings.Repeat("<", 2<<20))
 		before := etcdRevision(t, env)
 		resp := c.post(t, podsPath, "application/json", body)
-		wantStatusReply(t, resp, http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge, "Request entity too large")
+		wantStatusReply(t, resp, http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge,
+			`Request entity too large: the stored form of pods "expands" is larger than the datastore accepts`)
 		wantNoWrite(t, env, before)
 		wantPodAbsent(t, env, "default", "expands")
 	})
