@@ -77,6 +77,7 @@ func (s *sourceLoop) sync(ctx context.Context, snap *sources.Snapshot, prev []In
 	if len(objs) == 0 && len(prev) > 0 && !s.spec.AllowEmpty {
 		return fail(ErrEmptySnapshot)
 	}
+	objs = withoutScaledReplicas(objs)
 	newNamespaces := map[string]bool{}
 	for _, o := range objs {
 		if o.Obj.GetAPIVersion() == "v1" && o.Obj.GetKind() == "Namespace" {
@@ -178,4 +179,31 @@ func setCondition(st *SourceStatus, typ string, ok bool, reason, msg string, gen
 		status = metav1.ConditionTrue
 	}
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen})
+}
+
+// withoutScaledReplicas drops spec.replicas from workloads that a
+// HorizontalPodAutoscaler of the same snapshot scales: the autoscaler owns
+// that field, and reverting it would fight it (Argo CD users add
+// ignoreDifferences for the same reason).
+func withoutScaledReplicas(objs []Object) []Object {
+	scaled := map[string]bool{}
+	for _, o := range objs {
+		if o.Obj.GetKind() != "HorizontalPodAutoscaler" || o.Obj.GroupVersionKind().Group != "autoscaling" {
+			continue
+		}
+		ref, _, _ := unstructured.NestedStringMap(o.Obj.Object, "spec", "scaleTargetRef")
+		scaled[o.Obj.GetNamespace()+"/"+ref["kind"]+"/"+ref["name"]] = true
+	}
+	if len(scaled) == 0 {
+		return objs
+	}
+	out := make([]Object, len(objs))
+	for i, o := range objs {
+		out[i] = o
+		if scaled[o.Obj.GetNamespace()+"/"+o.Obj.GetKind()+"/"+o.Obj.GetName()] {
+			out[i].Obj = o.Obj.DeepCopy()
+			unstructured.RemoveNestedField(out[i].Obj.Object, "spec", "replicas")
+		}
+	}
+	return out
 }

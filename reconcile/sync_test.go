@@ -334,3 +334,47 @@ func condString(c *metav1.Condition) string {
 	}
 	return string(c.Status) + " " + c.Reason + ": " + c.Message
 }
+
+func TestSync_autoscaledReplicasLeftAlone(t *testing.T) {
+	hpa := `apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web, namespace: shop}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 10
+`
+	s := startSync(t, map[string]string{"ns.yaml": nsYAML, "deploy.yaml": deployYAML, "hpa.yaml": hpa}, reconcile.SourceSpec{Prune: true})
+	ctx := t.Context()
+	eventually(t, "first sync", func() string {
+		if !meta.IsStatusConditionTrue(s.source(t).Status.Conditions, reconcile.ConditionReady) {
+			return "not ready: " + conditionMessage(s.source(t))
+		}
+		return ""
+	})
+	// The autoscaler (played here) scales to 6; kiln must not revert it.
+	scale, err := s.kube.AppsV1().Deployments("shop").GetScale(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale.Spec.Replicas = 6
+	if _, err := s.kube.AppsV1().Deployments("shop").UpdateScale(ctx, "web", scale, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A later change to the deployment's template is still applied, and
+	// replicas stay where the autoscaler put them.
+	writeFile(t, s.dir, "deploy.yaml", strings.Replace(deployYAML, "nginx:1.25", "nginx:1.26", 1))
+	eventually(t, "template applied", func() string {
+		d, err := s.kube.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		if d.Spec.Template.Spec.Containers[0].Image != "nginx:1.26" {
+			return "image not updated"
+		}
+		if *d.Spec.Replicas != 6 {
+			return "replicas reverted to " + itoa(int(*d.Spec.Replicas))
+		}
+		return ""
+	})
+}
