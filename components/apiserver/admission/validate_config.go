@@ -2,6 +2,8 @@ package admission
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -100,7 +102,7 @@ func validateSecret(s *corev1.Secret, namespaced bool) field.ErrorList {
 		}
 		if ok {
 			if err := json.Unmarshal(v, &map[string]any{}); err != nil {
-				allErrs = append(allErrs, field.Invalid(dataPath.Key(key), redacted, err.Error()))
+				allErrs = append(allErrs, field.Invalid(dataPath.Key(key), redacted, secretJSONError(err)))
 			}
 		}
 	}
@@ -130,6 +132,17 @@ func validateSecret(s *corev1.Secret, namespaced bool) field.ErrorList {
 		requireKey(corev1.TLSPrivateKeyKey)
 	}
 	return allErrs
+}
+
+// secretJSONError describes why a Secret's value is not a JSON object
+// without the value: a JSON syntax error quotes the character it failed
+// on, a character of the secret (kube-apiserver echoes it; CVE-2025-23216
+// is the kind of leak this avoids). Type errors name only JSON kinds.
+func secretJSONError(err error) string {
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+		return fmt.Sprintf("must be a JSON object: invalid JSON at byte %d", se.Offset)
+	}
+	return "must be a JSON object"
 }
 
 // validateSecretUpdate keeps a Secret's type, and an immutable Secret's
