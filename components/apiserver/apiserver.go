@@ -28,6 +28,7 @@ type Server struct {
 	serviceCIDR netip.Prefix
 	nodePorts   portRange
 	catalog     *resources.Catalog
+	namespaces  namespaceCache
 	byGVR       map[gvrKey]*resource
 	ready       chan struct{}
 	handler     http.Handler
@@ -120,6 +121,7 @@ func (s *Server) Run(ctx context.Context) error {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.watchNamespaces(gctx) })
 	g.Go(func() error {
 		err := srv.ServeTLS(ln, "", "")
 		if errors.Is(err, http.ErrServerClosed) {

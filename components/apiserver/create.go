@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -164,32 +163,6 @@ func (s *Server) prepareCreate(res *resource, obj runtime.Object) {
 	admission.Default(obj)
 }
 
-// checkNamespaceActive refuses creates in a missing or terminating
-// namespace with kube's errors.
-func (s *Server) checkNamespaceActive(ctx context.Context, res *resource, ns string) error {
-	if !res.Namespaced {
-		return nil
-	}
-	kv, err := s.store.Get(ctx, nsKey(ns))
-	if errors.Is(err, store.ErrNotFound) {
-		return apierrors.NewNotFound(corev1.Resource("namespaces"), ns)
-	}
-	if err != nil {
-		return err
-	}
-	var nsObj struct {
-		Metadata struct {
-			DeletionTimestamp *metav1.Time `json:"deletionTimestamp"`
-		} `json:"metadata"`
-	}
-	if err := json.Unmarshal(kv.Value, &nsObj); err != nil {
-		return err
-	}
-	if nsObj.Metadata.DeletionTimestamp != nil {
-		return apierrors.NewForbidden(res.gr, "", errors.New("unable to create new content in namespace "+ns+" because it is being terminated"))
-	}
-	return nil
-}
 
 func nsKey(ns string) string { return store.Key("", "namespaces", "", ns) }
 
