@@ -157,6 +157,10 @@ func (s *Server) delete(ctx context.Context, res *resource, ns, name string, opt
 		// A deleted object comes back at the revision of its delete, as
 		// kube's store answers and as the watch's DELETED event carries.
 		m.SetResourceVersion(formatRev(rev))
+		if _, ok := obj.(*corev1.Namespace); ok && keep {
+			// Refuse new content at once, not when the watch catches up.
+			s.namespaces.update(m.GetName(), true, false)
+		}
 		return obj, !keep, nil
 	}
 }
