@@ -178,6 +178,11 @@ type Source struct {
 	// CredentialsFile holds a git source's credentials; it is read when
 	// fetching, never copied into status, events or logs.
 	CredentialsFile string `json:"credentialsFile,omitempty"`
+	// WebhookSecretFile holds the secret of a git source's webhook,
+	// POST /hooks/git/<name> on dashboardListen: the HMAC key of GitHub's
+	// and Gitea's signatures, or GitLab's token. It is read once at start;
+	// empty means webhooks are not authenticated.
+	WebhookSecretFile string `json:"webhookSecretFile,omitempty"`
 }
 
 // Disabled reports whether component is listed in Disable.

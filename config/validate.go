@@ -167,6 +167,7 @@ func (s *Source) validate(field string) []error {
 		onlyGit("url", s.URL)
 		onlyGit("ref", s.Ref)
 		onlyGit("credentialsFile", s.CredentialsFile)
+		onlyGit("webhookSecretFile", s.WebhookSecretFile)
 		if s.Interval.Duration != 0 {
 			add("interval", "only applies to kind %q (a dir source watches for changes)", SourceKindGit)
 		}

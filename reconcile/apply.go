@@ -209,24 +209,9 @@ func isEmptyPatch(p []byte) bool {
 // is still the one kiln applied (same UID) and does not opt out. It
 // reports whether something was deleted.
 func (a *applier) prune(ctx context.Context, e InventoryEntry) (bool, error) {
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion(schemaGV(e.Group, e.Version))
-	u.SetKind(e.Kind)
-	u.SetNamespace(e.Namespace)
-	u.SetName(e.Name)
-	ri, _, err := a.client(u)
-	if err != nil {
+	ri, live, err := a.prunable(ctx, e)
+	if err != nil || live == nil {
 		return false, err
-	}
-	live, err := ri.Get(ctx, e.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if string(live.GetUID()) != e.UID || live.GetAnnotations()[AnnotationPrune] == "disabled" || live.GetDeletionTimestamp() != nil {
-		return false, nil
 	}
 	uid := types.UID(e.UID)
 	bg := metav1.DeletePropagationBackground
@@ -235,6 +220,33 @@ func (a *applier) prune(ctx context.Context, e InventoryEntry) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// prunable returns the live object of e if prune would delete it: it
+// exists, is still the object kiln applied (same UID), does not opt out
+// and is not being deleted. Otherwise the object is nil. Diff shares it,
+// so that what it reports is what a sync prunes.
+func (a *applier) prunable(ctx context.Context, e InventoryEntry) (dynamic.ResourceInterface, *unstructured.Unstructured, error) {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(schemaGV(e.Group, e.Version))
+	u.SetKind(e.Kind)
+	u.SetNamespace(e.Namespace)
+	u.SetName(e.Name)
+	ri, _, err := a.client(u)
+	if err != nil {
+		return nil, nil, err
+	}
+	live, err := ri.Get(ctx, e.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return ri, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if string(live.GetUID()) != e.UID || live.GetAnnotations()[AnnotationPrune] == "disabled" || live.GetDeletionTimestamp() != nil {
+		return ri, nil, nil
+	}
+	return ri, live, nil
 }
 
 func schemaGV(group, version string) string {

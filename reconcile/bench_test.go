@@ -299,12 +299,13 @@ func benchTimeChange(b *testing.B, env *testenv.Env, name, value string, change 
 	b.Helper()
 	ctx := b.Context()
 	cms := env.Clientset.CoreV1().ConfigMaps(benchSyncNS)
-	cur, err := cms.Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		b.Fatal(err)
+	sel := fields.OneTermEqualSelector("metadata.name", name).String()
+	// Watch from the list's revision: the object's own may be compacted.
+	cur, err := cms.List(ctx, metav1.ListOptions{FieldSelector: sel})
+	if err != nil || len(cur.Items) != 1 {
+		b.Fatalf("list %s: %v (%d items)", name, err, len(cur.Items))
 	}
-	w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: cur.ResourceVersion,
-		FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
+	w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: cur.ResourceVersion, FieldSelector: sel})
 	if err != nil {
 		b.Fatal(err)
 	}

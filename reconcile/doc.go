@@ -34,4 +34,14 @@
 //	for _, o := range objs {
 //		// Apply o.Obj, in order.
 //	}
+//
+// WebhookHandler serves POST /hooks/git/<source> for GitHub, GitLab,
+// Gitea/Forgejo and plain POSTs: an authenticated push calls the source's
+// Trigger, so a git source fetches at once instead of at its next poll.
+// It caps bodies and rate-limits each source (RELIABILITY (b) 21).
+//
+// Diff answers "what would a sync of these objects do?" without writing:
+// the same three-way patches as a server-side dry run, compared with the
+// live objects, and the inventory entries a prune would delete. Secret
+// values never appear in its result. `kiln diff` is built on it.
 package reconcile

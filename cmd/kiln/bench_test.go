@@ -25,6 +25,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"kiln.dev/kiln/components/testenv"
 )
 
 // The benchmarks below run the real binary, do one fixed workload per
@@ -42,7 +44,7 @@ const (
 // BenchmarkServerReady times `kiln server` on a fresh data dir from exec to
 // /readyz answering 200, polling every 5 ms.
 func BenchmarkServerReady(b *testing.B) {
-	bin := benchBuild(b)
+	bin := testenv.Binary(b)
 	srv := benchStart(b, bin)
 	if err := srv.waitReady(b.Context(), 5*time.Millisecond); err != nil {
 		b.Fatal(err)
@@ -55,7 +57,7 @@ func BenchmarkServerReady(b *testing.B) {
 // 2 KB (ConfigMaps and pods) through the API and reads the process's
 // resident set size.
 func BenchmarkServerRSS(b *testing.B) {
-	bin := benchBuild(b)
+	bin := testenv.Binary(b)
 	srv := benchStart(b, bin)
 	ctx := b.Context()
 	if err := srv.waitReady(ctx, 5*time.Millisecond); err != nil {
@@ -219,19 +221,6 @@ func (s *benchServer) clientset(b *testing.B) kubernetes.Interface {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// benchBuild builds this command into a temp dir and returns the binary's
-// path. It stands in for testenv.Binary, which after testenv's move out of
-// components/internal resolves the repo root one directory too high.
-func benchBuild(b *testing.B) string {
-	b.Helper()
-	bin := filepath.Join(b.TempDir(), "kiln")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("build kiln: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // benchFreeAddr returns a loopback address with a port that was free a

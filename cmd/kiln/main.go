@@ -29,9 +29,9 @@ var version = "dev"
 
 func main() {
 	root := &cobra.Command{Use: "kiln", Short: "a GitOps cluster appliance in one binary", SilenceUsage: true}
-	root.AddCommand(serverCmd(), versionCmd())
+	root.AddCommand(serverCmd(), versionCmd(), statusCmd(), diffCmd())
 	if err := root.Execute(); err != nil {
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -84,8 +84,9 @@ func newLogger(level string) *slog.Logger {
 }
 
 // runServer wires the components and runs them until ctx is done or one
-// fails. Shutdown: 1. ctx is cancelled, 2. the API server drains and stops,
-// 3. the store closes its client and the embedded etcd.
+// fails. Shutdown: 1. ctx is cancelled, 2. the API server and the webhook
+// listener drain and stop, 3. the store closes its client and the embedded
+// etcd.
 func runServer(ctx context.Context, cfg *config.Config) error {
 	log := newLogger(cfg.LogLevel)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -159,8 +160,11 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 		if cfg.Disabled(config.ComponentSync) || len(cfg.Sources) == 0 {
 			return nil
 		}
-		rec, err := newReconciler(cfg, "https://"+clientAddr(api.Addr()), ca.CertPEM, token, log)
+		rec, hooks, err := newReconciler(cfg, "https://"+clientAddr(api.Addr()), ca.CertPEM, token, log)
 		if err != nil {
+			return err
+		}
+		if err := startWebhooks(gctx, g, cfg, hooks, log); err != nil {
 			return err
 		}
 		return rec.Run(gctx)

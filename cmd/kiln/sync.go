@@ -18,9 +18,12 @@ import (
 )
 
 // newReconciler builds the fetcher of every configured source and the
-// reconciler that applies their snapshots through the API at apiURL.
-func newReconciler(cfg *config.Config, apiURL string, caPEM []byte, token string, log *slog.Logger) (*reconcile.Reconciler, error) {
+// reconciler that applies their snapshots through the API at apiURL. It
+// also returns the webhook of every git source, its secret read from
+// webhookSecretFile.
+func newReconciler(cfg *config.Config, apiURL string, caPEM []byte, token string, log *slog.Logger) (*reconcile.Reconciler, map[string]reconcile.WebhookSource, error) {
 	var srcs []reconcile.SourceConfig
+	hooks := map[string]reconcile.WebhookSource{}
 	for _, s := range cfg.Sources {
 		var f sources.Source
 		var err error
@@ -30,15 +33,19 @@ func newReconciler(cfg *config.Config, apiURL string, caPEM []byte, token string
 		case config.SourceKindGit:
 			work, werr := workDir(cfg.DataDir, s.Name)
 			if werr != nil {
-				return nil, werr
+				return nil, nil, werr
 			}
-			f, err = git.New(git.Config{Name: s.Name, URL: s.URL, Ref: s.Ref, Subpath: s.Subpath, Interval: s.Interval.Duration,
-				CredentialsFile: s.CredentialsFile, WorkDir: work, Logger: log})
+			var gs *git.Source
+			if gs, err = git.New(git.Config{Name: s.Name, URL: s.URL, Ref: s.Ref, Subpath: s.Subpath, Interval: s.Interval.Duration,
+				CredentialsFile: s.CredentialsFile, WorkDir: work, Logger: log}); err == nil {
+				f = gs
+				hooks[s.Name], err = newWebhookSource(gs, s)
+			}
 		default:
 			err = fmt.Errorf("unknown kind %q", s.Kind)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("source %s: %w", s.Name, err)
+			return nil, nil, fmt.Errorf("source %s: %w", s.Name, err)
 		}
 		prune := s.Prune == nil || *s.Prune
 		spec := reconcile.SourceSpec{Kind: s.Kind, Path: s.Path, URL: s.URL, Ref: s.Ref, Subpath: s.Subpath,
@@ -49,7 +56,8 @@ func newReconciler(cfg *config.Config, apiURL string, caPEM []byte, token string
 		srcs = append(srcs, reconcile.SourceConfig{Name: s.Name, Spec: spec, Fetcher: f})
 	}
 	rc := &rest.Config{Host: apiURL, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}, QPS: 200, Burst: 400}
-	return reconcile.New(reconcile.Config{RESTConfig: rc, Sources: srcs, Logger: log})
+	rec, err := reconcile.New(reconcile.Config{RESTConfig: rc, Sources: srcs, Logger: log})
+	return rec, hooks, err
 }
 
 // workDir is a fresh, unpredictable directory for one git source, so one

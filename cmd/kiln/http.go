@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"kiln.dev/kiln/config"
+	"kiln.dev/kiln/reconcile"
+	"kiln.dev/kiln/sources/git"
+)
+
+// The plain-HTTP listener on dashboardListen. Its timeouts bound what a
+// slow or idle client holds; the webhook's own body cap bounds memory.
+const (
+	httpReadHeaderTimeout = 10 * time.Second
+	httpReadTimeout       = 30 * time.Second
+	httpWriteTimeout      = 30 * time.Second
+	httpIdleTimeout       = 2 * time.Minute
+	// httpShutdownTimeout is how long requests in flight may take to
+	// finish after ctx is done.
+	httpShutdownTimeout = 5 * time.Second
+)
+
+// httpHandlers are what the dashboard listener serves; a nil handler is
+// not mounted. The dashboard joins here.
+type httpHandlers struct {
+	// webhooks serves reconcile.WebhookPath.
+	webhooks http.Handler
+}
+
+// newHTTPMux mounts the handlers of the dashboard listener.
+func newHTTPMux(h httpHandlers) *http.ServeMux {
+	mux := http.NewServeMux()
+	if h.webhooks != nil {
+		mux.Handle(reconcile.WebhookPath, h.webhooks)
+	}
+	return mux
+}
+
+// newWebhookSource is the webhook of git source s: it triggers src, only
+// for pushes to s.Ref when set, authenticated with the secret read from
+// s.WebhookSecretFile if set.
+func newWebhookSource(src *git.Source, s config.Source) (reconcile.WebhookSource, error) {
+	ws := reconcile.WebhookSource{Trigger: src.Trigger, Branch: s.Ref}
+	if s.WebhookSecretFile == "" {
+		return ws, nil
+	}
+	b, err := os.ReadFile(s.WebhookSecretFile)
+	if err != nil {
+		// The *PathError names the file, not its contents.
+		return ws, fmt.Errorf("webhookSecretFile: %w", err)
+	}
+	// `echo secret > file` leaves a newline no forge sends.
+	ws.Secret = bytes.TrimSpace(b)
+	if len(ws.Secret) == 0 {
+		return ws, fmt.Errorf("webhookSecretFile %s is empty", s.WebhookSecretFile)
+	}
+	return ws, nil
+}
+
+// startWebhooks serves the git sources' webhooks on cfg.DashboardListen
+// in g until ctx is done, unless the dashboard is disabled. It returns
+// once the listener is bound (or failed to bind).
+func startWebhooks(ctx context.Context, g *errgroup.Group, cfg *config.Config, hooks map[string]reconcile.WebhookSource, log *slog.Logger) error {
+	if len(hooks) == 0 {
+		return nil
+	}
+	if cfg.Disabled(config.ComponentDashboard) {
+		log.Info("webhooks not served: the dashboard is disabled")
+		return nil
+	}
+	ln, err := net.Listen("tcp", cfg.DashboardListen)
+	if err != nil {
+		return fmt.Errorf("dashboardListen: %w", err)
+	}
+	host, _, _ := net.SplitHostPort(cfg.DashboardListen)
+	for name, h := range hooks {
+		if len(h.Secret) == 0 && !isLoopback(host) {
+			log.Warn("webhook without a secret on a non-loopback address; set webhookSecretFile", "source", name, "addr", ln.Addr().String())
+		}
+	}
+	log.Info("serving webhooks", "url", "http://"+ln.Addr().String()+reconcile.WebhookPath+"<source>", "sources", len(hooks))
+	h := newHTTPMux(httpHandlers{webhooks: reconcile.WebhookHandler(reconcile.WebhookConfig{Sources: hooks, Logger: log})})
+	g.Go(func() error { return serveHTTP(ctx, ln, h, log) })
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serveHTTP serves h on ln until ctx is done, then lets requests in
+// flight finish for up to httpShutdownTimeout. It returns nil on a clean
+// stop. The Serve goroutine has exited when it returns.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("http %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		// Requests still running past the timeout are cut off.
+		err = errors.Join(err, srv.Close())
+	}
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("http %s: shutdown: %w", ln.Addr(), err)
+	}
+	return nil
+}
