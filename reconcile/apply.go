@@ -155,6 +155,9 @@ func threeWay(want, live *unstructured.Unstructured, last string) (types.PatchTy
 	if len(original) == 0 {
 		original = nil
 	}
+	if want.GetAnnotations()[AnnotationReplicas] == ReplicasAutoscaled {
+		original = withoutReplicas(original)
+	}
 	// Compare without the revision first: if nothing else differs the
 	// object is unchanged.
 	probe := want.DeepCopy()
@@ -257,3 +260,22 @@ func schemaGV(group, version string) string {
 }
 
 var _ = corev1.SchemeGroupVersion
+
+// withoutReplicas drops spec.replicas from a last-applied configuration, so
+// that an autoscaler taking over a field kiln used to set does not see it
+// deleted (and reset to 1) by the three-way patch.
+func withoutReplicas(original []byte) []byte {
+	if original == nil {
+		return nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(original, &m); err != nil {
+		return original
+	}
+	unstructured.RemoveNestedField(m, "spec", "replicas")
+	out, err := json.Marshal(m)
+	if err != nil {
+		return original
+	}
+	return out
+}

@@ -203,6 +203,12 @@ func withoutScaledReplicas(objs []Object) []Object {
 		if scaled[o.Obj.GetNamespace()+"/"+o.Obj.GetKind()+"/"+o.Obj.GetName()] {
 			out[i].Obj = o.Obj.DeepCopy()
 			unstructured.RemoveNestedField(out[i].Obj.Object, "spec", "replicas")
+			ann := out[i].Obj.GetAnnotations()
+			if ann == nil {
+				ann = map[string]string{}
+			}
+			ann[AnnotationReplicas] = ReplicasAutoscaled
+			out[i].Obj.SetAnnotations(ann)
 		}
 	}
 	return out

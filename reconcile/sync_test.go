@@ -378,3 +378,40 @@ spec:
 		return ""
 	})
 }
+
+// Adding an autoscaler to a workload kiln already applied hands replicas
+// over to it: the next sync must not reset them to the default.
+func TestSync_autoscalerAddedLater_keepsReplicas(t *testing.T) {
+	s := startSync(t, map[string]string{"ns.yaml": nsYAML, "deploy.yaml": deployYAML}, reconcile.SourceSpec{Prune: true})
+	ctx := t.Context()
+	var first reconcile.Source
+	eventually(t, "first sync", func() string {
+		first = s.source(t)
+		if !meta.IsStatusConditionTrue(first.Status.Conditions, reconcile.ConditionReady) {
+			return "not ready"
+		}
+		return ""
+	})
+	writeFile(t, s.dir, "hpa.yaml", `apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web, namespace: shop}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 10
+`)
+	eventually(t, "second sync", func() string {
+		src := s.source(t)
+		if src.Status.LastAppliedRevision == first.Status.LastAppliedRevision {
+			return "not applied yet: " + conditionMessage(src)
+		}
+		return ""
+	})
+	d, err := s.kube.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *d.Spec.Replicas != 2 {
+		t.Fatalf("replicas reset to %d when the autoscaler took over", *d.Spec.Replicas)
+	}
+}

@@ -27,6 +27,11 @@ const (
 	// AnnotationPrune set to "disabled" keeps an object when it leaves the
 	// repo (Flux's kustomize.toolkit.fluxcd.io/prune).
 	AnnotationPrune = "gitops.kiln.dev/prune"
+	// AnnotationReplicas set to ReplicasAutoscaled marks a workload whose
+	// replicas a HorizontalPodAutoscaler of the same source owns.
+	AnnotationReplicas = "gitops.kiln.dev/replicas"
+	// ReplicasAutoscaled is AnnotationReplicas' value.
+	ReplicasAutoscaled = "autoscaled"
 )
 
 // Condition types of a Source.
