@@ -157,6 +157,13 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 		log.Info("kiln ready", "api", "https://"+api.Addr(), "kubeconfig", kubeconfig)
+		if !cfg.Disabled(config.ComponentControllers) {
+			cm, err := newControllerManager(adminRESTConfig("https://"+clientAddr(api.Addr()), ca.CertPEM, token), log)
+			if err != nil {
+				return err
+			}
+			g.Go(func() error { return cm.Run(gctx) })
+		}
 		if cfg.Disabled(config.ComponentSync) || len(cfg.Sources) == 0 {
 			return nil
 		}

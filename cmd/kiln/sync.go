@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"k8s.io/client-go/rest"
 
 	"kiln.dev/kiln/config"
 	"kiln.dev/kiln/reconcile"
@@ -55,7 +54,7 @@ func newReconciler(cfg *config.Config, apiURL string, caPEM []byte, token string
 		}
 		srcs = append(srcs, reconcile.SourceConfig{Name: s.Name, Spec: spec, Fetcher: f})
 	}
-	rc := &rest.Config{Host: apiURL, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}, QPS: 200, Burst: 400}
+	rc := adminRESTConfig(apiURL, caPEM, token)
 	rec, err := reconcile.New(reconcile.Config{RESTConfig: rc, Sources: srcs, Logger: log})
 	return rec, hooks, err
 }

@@ -1,0 +1,45 @@
+package replicaset
+
+import (
+	"log/slog"
+	"time"
+
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Defaults and fixed tunables, as kube's ReplicaSet controller has them.
+const (
+	// DefaultWorkers is the number of ReplicaSets synced at once when
+	// Config.Workers is zero.
+	DefaultWorkers = 5
+	// BurstReplicas bounds the creates or deletes of one sync; the rest
+	// wait for the next sync, as kube's BurstReplicas.
+	BurstReplicas = 500
+	// SlowStartInitialBatchSize is the first batch of creates; each batch
+	// that fully succeeds doubles the next (1, 2, 4, ...), so a template
+	// that always fails costs one request, not hundreds.
+	SlowStartInitialBatchSize = 1
+	// ExpectationsTimeout is how long a sync waits for the watch to show
+	// its own creates and deletes before acting again regardless.
+	ExpectationsTimeout = 5 * time.Minute
+	// writeTimeout bounds each Pod write. Writes are detached from Run's
+	// context (see createPods), so this is what bounds shutdown.
+	writeTimeout = 30 * time.Second
+)
+
+// Config configures the controller.
+type Config struct {
+	// Client creates, deletes and patches Pods and writes ReplicaSet
+	// status. Required.
+	Client kubernetes.Interface
+	// Informers is the shared factory the controller registers its
+	// ReplicaSet and Pod informers on; the caller starts it. Required.
+	Informers informers.SharedInformerFactory
+	// Workers is how many ReplicaSets are synced concurrently; zero means
+	// DefaultWorkers.
+	Workers int
+	// Logger receives lifecycle and per-item messages; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}

@@ -1,0 +1,9 @@
+package replicaset
+
+// Keys of log attributes.
+const (
+	logKeyComponent = "component"
+	logKeyObject    = "object"
+	logKeyWorkers   = "workers"
+	logKeyError     = "err"
+)

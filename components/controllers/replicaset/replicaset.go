@@ -1,0 +1,354 @@
+package replicaset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// controllerKind is what the ownerReferences of owned Pods name.
+var controllerKind = appsv1.SchemeGroupVersion.WithKind("ReplicaSet")
+
+// Controller keeps the Pods of every ReplicaSet at spec.replicas.
+type Controller struct {
+	client  kubernetes.Interface
+	log     *slog.Logger
+	workers int
+
+	rsLister  appslisters.ReplicaSetLister
+	podLister corelisters.PodLister
+	synced    []cache.InformerSynced
+	handlers  []handler
+
+	queue workqueue.TypedRateLimitingInterface[string]
+	exp   *expectations
+
+	// Test seams, set in New.
+	syncHandler func(ctx context.Context, key string) error
+	now         func() time.Time
+
+	mu      sync.Mutex
+	started bool
+}
+
+// handler is an event handler registration, removed when Run returns.
+type handler struct {
+	informer cache.SharedIndexInformer
+	reg      cache.ResourceEventHandlerRegistration
+}
+
+// New registers the ReplicaSet and Pod informers and their handlers on
+// cfg.Informers; it starts nothing.
+func New(cfg Config) (*Controller, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("replicaset: Config.Client is required")
+	}
+	if cfg.Informers == nil {
+		return nil, errors.New("replicaset: Config.Informers is required")
+	}
+	if cfg.Workers < 0 {
+		return nil, fmt.Errorf("replicaset: Config.Workers must not be negative, got %d", cfg.Workers)
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	rsInformer := cfg.Informers.Apps().V1().ReplicaSets()
+	podInformer := cfg.Informers.Core().V1().Pods()
+	c := &Controller{
+		client:    cfg.Client,
+		log:       cfg.Logger.With(logKeyComponent, "replicaset"),
+		workers:   cfg.Workers,
+		rsLister:  rsInformer.Lister(),
+		podLister: podInformer.Lister(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset"}),
+		now: time.Now,
+	}
+	c.exp = newExpectations(ExpectationsTimeout, func() time.Time { return c.now() })
+	c.syncHandler = c.sync
+	for _, h := range []struct {
+		informer cache.SharedIndexInformer
+		funcs    cache.ResourceEventHandlerFuncs
+	}{
+		{rsInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addRS, UpdateFunc: c.updateRS, DeleteFunc: c.deleteRS}},
+		{podInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod}},
+	} {
+		reg, err := h.informer.AddEventHandler(h.funcs)
+		if err != nil {
+			c.removeHandlers()
+			return nil, fmt.Errorf("replicaset: add event handler: %w", err)
+		}
+		c.handlers = append(c.handlers, handler{h.informer, reg})
+		c.synced = append(c.synced, h.informer.HasSynced, reg.HasSynced)
+	}
+	return c, nil
+}
+
+// Run waits for the informers' caches, then syncs ReplicaSets with
+// Config.Workers workers until ctx is done. A sync in progress when ctx
+// ends finishes its current batch of Pod writes (they are not cancelled,
+// see createPods) and Run returns only after every worker has, so a
+// successor started afterwards sees every Pod this instance created. Run
+// returns nil on a clean stop and ErrRunTwice when called again.
+func (c *Controller) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.started {
+		c.mu.Unlock()
+		return ErrRunTwice
+	}
+	c.started = true
+	c.mu.Unlock()
+
+	// Shutdown, in order: 1. the queue stops handing out keys; 2. workers
+	// finish their syncs and exit; 3. handlers stop feeding the queue and
+	// the expectations, since the factory may outlive this controller.
+	defer c.removeHandlers()
+	defer c.queue.ShutDown()
+
+	c.log.Info("waiting for caches")
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return nil // ctx ended first
+	}
+	c.log.Info("starting workers", logKeyWorkers, c.workers)
+	var wg sync.WaitGroup
+	for range c.workers {
+		wg.Go(func() {
+			for c.processNextWorkItem(ctx) {
+			}
+		})
+	}
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+	c.log.Info("stopped")
+	return nil
+}
+
+func (c *Controller) removeHandlers() {
+	for _, h := range c.handlers {
+		_ = h.informer.RemoveEventHandler(h.reg) // fails only once the informer has stopped
+	}
+	c.handlers = nil
+}
+
+// processNextWorkItem syncs one key; it returns false once the queue is
+// shut down. It is the only place that logs sync errors.
+func (c *Controller) processNextWorkItem(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	err := recovered(func() error { return c.syncHandler(ctx, key) })
+	switch {
+	case err == nil:
+		c.queue.Forget(key)
+	case ctx.Err() != nil:
+		// Stopping: the next instance syncs every key anyway.
+	case isTerminal(err):
+		c.queue.Forget(key)
+		c.log.Error("sync failed, not retrying", logKeyObject, key, logKeyError, err)
+	default:
+		c.queue.AddRateLimited(key)
+		c.log.Warn("sync failed, retrying", logKeyObject, key, logKeyError, err)
+	}
+	return true
+}
+
+// recovered runs fn and turns a panic into an error.
+func recovered(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return fn()
+}
+
+// Event handlers. They only enqueue keys and record what the watch shows
+// against the expectations; sync does the work.
+
+func (c *Controller) enqueue(rs *appsv1.ReplicaSet) {
+	key, err := cache.MetaNamespaceKeyFunc(rs)
+	if err != nil {
+		return // only for objects without metadata
+	}
+	c.queue.Add(key)
+}
+
+func (c *Controller) addRS(obj any) {
+	if rs, ok := obj.(*appsv1.ReplicaSet); ok {
+		c.enqueue(rs)
+	}
+}
+
+func (c *Controller) updateRS(oldObj, curObj any) {
+	old, ok1 := oldObj.(*appsv1.ReplicaSet)
+	cur, ok2 := curObj.(*appsv1.ReplicaSet)
+	if !ok1 || !ok2 {
+		return
+	}
+	if old.UID != cur.UID {
+		// Deleted and recreated between two watch events: the old
+		// one's expectations must not hold up the new one.
+		c.deleteRS(old)
+	}
+	c.enqueue(cur)
+}
+
+func (c *Controller) deleteRS(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	rs, ok := obj.(*appsv1.ReplicaSet)
+	if !ok {
+		return
+	}
+	key, err := cache.MetaNamespaceKeyFunc(rs)
+	if err != nil {
+		return
+	}
+	c.exp.forget(key)
+	c.queue.Add(key)
+}
+
+func (c *Controller) addPod(obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	if pod.DeletionTimestamp != nil {
+		// First seen already terminating (e.g. after a restart): that
+		// is a deletion to observe, not a creation.
+		c.deletePod(pod)
+		return
+	}
+	if ref := metav1.GetControllerOf(pod); ref != nil {
+		if rs := c.resolveControllerRef(pod.Namespace, ref); rs != nil {
+			key, _ := cache.MetaNamespaceKeyFunc(rs)
+			c.exp.creationsObserved(key, 1)
+			c.queue.Add(key)
+		}
+		return
+	}
+	// An orphan: every matching ReplicaSet may want to adopt it. No
+	// creation is observed, since no ReplicaSet created it.
+	for _, rs := range c.matchingReplicaSets(pod) {
+		c.enqueue(rs)
+	}
+}
+
+func (c *Controller) updatePod(oldObj, curObj any) {
+	old, ok1 := oldObj.(*corev1.Pod)
+	cur, ok2 := curObj.(*corev1.Pod)
+	if !ok1 || !ok2 || old.ResourceVersion == cur.ResourceVersion {
+		return // a resync: nothing changed
+	}
+	labelsChanged := !equality.Semantic.DeepEqual(old.Labels, cur.Labels)
+	if cur.DeletionTimestamp != nil {
+		// A graceful deletion began: the ReplicaSet replaces the Pod now,
+		// not when the kubelet finally removes it.
+		c.deletePod(cur)
+		if labelsChanged {
+			c.deletePod(old)
+		}
+		return
+	}
+	curRef, oldRef := metav1.GetControllerOf(cur), metav1.GetControllerOf(old)
+	refChanged := !equality.Semantic.DeepEqual(curRef, oldRef)
+	if refChanged && oldRef != nil {
+		if rs := c.resolveControllerRef(old.Namespace, oldRef); rs != nil {
+			c.enqueue(rs)
+		}
+	}
+	if curRef != nil {
+		if rs := c.resolveControllerRef(cur.Namespace, curRef); rs != nil {
+			c.enqueue(rs)
+		}
+		return
+	}
+	if labelsChanged || refChanged {
+		for _, rs := range c.matchingReplicaSets(cur) {
+			c.enqueue(rs)
+		}
+	}
+}
+
+func (c *Controller) deletePod(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	ref := metav1.GetControllerOf(pod)
+	if ref == nil {
+		return // nobody waits for an orphan to go
+	}
+	rs := c.resolveControllerRef(pod.Namespace, ref)
+	if rs == nil {
+		return
+	}
+	key, _ := cache.MetaNamespaceKeyFunc(rs)
+	c.exp.deletionObserved(key, podKey(pod))
+	c.queue.Add(key)
+}
+
+// resolveControllerRef returns the cached ReplicaSet ref names, or nil if
+// ref is not a ReplicaSet or names one that no longer exists (same name,
+// other UID).
+func (c *Controller) resolveControllerRef(namespace string, ref *metav1.OwnerReference) *appsv1.ReplicaSet {
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	if err != nil || gv.Group != controllerKind.Group || ref.Kind != controllerKind.Kind {
+		return nil
+	}
+	rs, err := c.rsLister.ReplicaSets(namespace).Get(ref.Name)
+	if err != nil || rs.UID != ref.UID {
+		return nil
+	}
+	return rs
+}
+
+// matchingReplicaSets returns the cached ReplicaSets of the Pod's
+// namespace whose selector matches its labels.
+func (c *Controller) matchingReplicaSets(pod *corev1.Pod) []*appsv1.ReplicaSet {
+	if len(pod.Labels) == 0 {
+		return nil
+	}
+	all, err := c.rsLister.ReplicaSets(pod.Namespace).List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	var out []*appsv1.ReplicaSet
+	for _, rs := range all {
+		sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
+		if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
+			continue
+		}
+		out = append(out, rs)
+	}
+	return out
+}
+
+// podKey names a Pod in the expectations.
+func podKey(p *corev1.Pod) string { return p.Namespace + "/" + p.Name }
