@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-
 	"kiln.dev/kiln/config"
 	"kiln.dev/kiln/reconcile"
 	"kiln.dev/kiln/sources"
