@@ -106,7 +106,7 @@ func New(cfg Config) (*Controller, error) {
 // Run waits for the informers' caches, then syncs ReplicaSets with
 // Config.Workers workers until ctx is done. A sync in progress when ctx
 // ends finishes its current batch of Pod writes (they are not cancelled,
-// see createPods) and Run returns only after every worker has, so a
+// see writeContext) and Run returns only after every worker has, so a
 // successor started afterwards sees every Pod this instance created. Run
 // returns nil on a clean stop and ErrRunTwice when called again.
 func (c *Controller) Run(ctx context.Context) error {

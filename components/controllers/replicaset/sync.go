@@ -39,6 +39,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return terminal(fmt.Errorf("invalid selector: %w", err))
 	}
+	if selector.Empty() {
+		// The API refuses it; were one stored anyway, it must not
+		// adopt every Pod of the namespace.
+		return terminal(errors.New("empty selector"))
+	}
 	// All Pods of the namespace, not just the matching ones: owned Pods
 	// that stopped matching must be found to be released.
 	all, err := c.podLister.Pods(namespace).List(labels.Everything())
