@@ -98,7 +98,7 @@ func (s *Server) create(ctx context.Context, res *resource, obj runtime.Object, 
 	s.prepareCreate(res, obj)
 	for attempt := 0; ; attempt++ {
 		if generated {
-			m.SetName(m.GetGenerateName() + utilrand.String(5))
+			m.SetName(generateName(m.GetGenerateName()))
 		}
 		if errs := admission.Validate(obj, res.Namespaced); len(errs) > 0 {
 			return nil, invalid(res.gk, m.GetName(), errs)
@@ -238,4 +238,14 @@ func admitPod(pod *corev1.Pod) {
 			pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{Key: taint, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &secs})
 		}
 	}
+}
+
+// generateName appends 5 random characters to base, cut so the name fits
+// 63 characters, as kube's SimpleNameGenerator does.
+func generateName(base string) string {
+	const maxGeneratedNameLength = 63 - 5
+	if len(base) > maxGeneratedNameLength {
+		base = base[:maxGeneratedNameLength]
+	}
+	return base + utilrand.String(5)
 }
