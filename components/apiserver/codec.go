@@ -246,3 +246,22 @@ func wantsTable(r *http.Request) bool {
 	}
 	return false
 }
+
+// readObject reads a create or update body: the dryRun and fieldValidation
+// parameters, then the body decoded into a new object of res's kind.
+func readObject(w http.ResponseWriter, r *http.Request, res *resource) (obj runtime.Object, warnings []string, dry bool, err error) {
+	if dry, err = dryRun(r); err != nil {
+		return nil, nil, false, err
+	}
+	opts, err := fieldValidation(r)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	obj = res.newObject()
+	warnings, err = decodeBody(r, body, obj, res.GroupVersionKind(), opts)
+	return obj, warnings, dry, err
+}

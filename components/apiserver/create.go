@@ -30,23 +30,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, res *resou
 		s.handleBinding(w, r, ri.namespace, "")
 		return
 	}
-	dry, err := dryRun(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	opts, err := fieldValidation(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	body, err := readBody(w, r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	obj := res.newObject()
-	warnings, err := decodeBody(r, body, obj, res.GroupVersionKind(), opts)
+	obj, warnings, dry, err := readObject(w, r, res)
 	if err != nil {
 		writeError(w, err)
 		return

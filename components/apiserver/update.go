@@ -20,23 +20,7 @@ import (
 const maxUpdateRetries = 10
 
 func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, res *resource, ri requestInfo, sub string) {
-	dry, err := dryRun(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	opts, err := fieldValidation(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	body, err := readBody(w, r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	obj := res.newObject()
-	warnings, err := decodeBody(r, body, obj, res.GroupVersionKind(), opts)
+	obj, warnings, dry, err := readObject(w, r, res)
 	if err != nil {
 		writeError(w, err)
 		return
