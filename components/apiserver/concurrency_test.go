@@ -12,11 +12,13 @@ import (
 	"sync/atomic"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"kiln.dev/kiln/components/store"
 	"kiln.dev/kiln/components/testenv"
@@ -380,5 +382,29 @@ func TestDryRun_everyVerb_neverPersists(t *testing.T) {
 	}
 	if after := ddSnapshot(t, env, cs); after.rev == before.rev {
 		t.Fatalf("a real patch did not move the revision (%d)", after.rev)
+	}
+}
+
+// client-go's typed clients tag DeleteOptions with the resource's own
+// group version (protobuf and JSON alike); kube accepts that, and so must
+// kiln.
+func TestDelete_typedClientOutsideCoreGroup(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	ctx := t.Context()
+	for _, contentType := range []string{"application/json", ""} {
+		rc := rest.CopyConfig(env.RESTConfig)
+		rc.ContentType = contentType
+		cs := kubernetes.NewForConfigOrDie(rc)
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "d", Namespace: "default"}, Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"a": "b"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}}}
+		if _, err := cs.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		bg := metav1.DeletePropagationBackground
+		if err := cs.AppsV1().Deployments("default").Delete(ctx, "d", metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil {
+			t.Fatalf("delete with content type %q: %v", contentType, err)
+		}
 	}
 }

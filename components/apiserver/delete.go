@@ -19,19 +19,30 @@ import (
 
 // deleteOptions reads DeleteOptions from the body (JSON or protobuf) and
 // the query, as kube accepts both.
-func deleteOptions(w http.ResponseWriter, r *http.Request) (metav1.DeleteOptions, error) {
+func deleteOptions(w http.ResponseWriter, r *http.Request, gv schema.GroupVersion) (metav1.DeleteOptions, error) {
 	var opts metav1.DeleteOptions
 	body, err := readBody(w, r)
 	if err != nil {
 		return opts, err
 	}
 	if len(body) > 0 {
-		if _, err := decodeBody(r, body, &opts, metav1.SchemeGroupVersion.WithKind("DeleteOptions"), decodeOptions{fieldValidation: "Ignore"}); err != nil {
-			// Older clients send meta/v1 DeleteOptions with apiVersion v1.
+		// DeleteOptions is registered in every group version, and clients
+		// tag it with meta.k8s.io/v1, the core v1, or the resource's own
+		// group version (client-go's typed clients); each is accepted.
+		var first error
+		for _, v := range []schema.GroupVersion{metav1.SchemeGroupVersion, {Version: "v1"}, gv} {
 			opts = metav1.DeleteOptions{}
-			if _, err2 := decodeBody(r, body, &opts, schema.GroupVersion{Version: "v1"}.WithKind("DeleteOptions"), decodeOptions{fieldValidation: "Ignore"}); err2 != nil {
-				return opts, err
+			_, err := decodeBody(r, body, &opts, v.WithKind("DeleteOptions"), decodeOptions{fieldValidation: "Ignore"})
+			if err == nil {
+				first = nil
+				break
 			}
+			if first == nil {
+				first = err
+			}
+		}
+		if first != nil {
+			return opts, first
 		}
 	}
 	// client-go sends dryRun in the body, kubectl in the query; both count.
@@ -78,7 +89,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, res *resou
 		writeError(w, err)
 		return
 	}
-	opts, err := deleteOptions(w, r)
+	opts, err := deleteOptions(w, r, res.GroupVersion())
 	if err != nil {
 		writeError(w, err)
 		return
@@ -252,7 +263,7 @@ func (s *Server) handleDeleteCollection(w http.ResponseWriter, r *http.Request, 
 		writeError(w, err)
 		return
 	}
-	opts, err := deleteOptions(w, r)
+	opts, err := deleteOptions(w, r, res.GroupVersion())
 	if err != nil {
 		writeError(w, err)
 		return

@@ -49,6 +49,11 @@ type Config struct {
 	// MaxEndpointsPerSlice caps the endpoints in one slice; default
 	// DefaultMaxEndpointsPerSlice, at most 1000 (the API's limit).
 	MaxEndpointsPerSlice int
+	// BatchPeriod delays the sync that a pod change causes, so that the
+	// changes of many pods in that period make one write (kube's
+	// --endpointslice-updates-batch-period). Zero, the default, syncs at
+	// once; Service changes always sync at once.
+	BatchPeriod time.Duration
 	// Logger receives lifecycle and per-Service messages; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -73,6 +78,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxEndpointsPerSlice < 0 || cfg.MaxEndpointsPerSlice > maxEndpointsPerSliceLimit {
 		return cfg, fmt.Errorf("endpointslice: Config.MaxEndpointsPerSlice must be 1..%d, not %d", maxEndpointsPerSliceLimit, cfg.MaxEndpointsPerSlice)
+	}
+	if cfg.BatchPeriod < 0 {
+		return cfg, fmt.Errorf("endpointslice: Config.BatchPeriod must not be negative, not %v", cfg.BatchPeriod)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

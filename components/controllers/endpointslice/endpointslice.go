@@ -30,6 +30,7 @@ type Controller struct {
 	log         *slog.Logger
 	workers     int
 	maxPerSlice int
+	batchPeriod time.Duration
 
 	services  corelisters.ServiceLister
 	pods      corelisters.PodLister
@@ -60,6 +61,7 @@ func New(cfg Config) (*Controller, error) {
 		log:         cfg.Logger.With(logComponent, "endpointslice"),
 		workers:     cfg.Workers,
 		maxPerSlice: cfg.MaxEndpointsPerSlice,
+		batchPeriod: cfg.BatchPeriod,
 		services:    core.Services().Lister(),
 		pods:        core.Pods().Lister(),
 		slices:      discovery.EndpointSlices().Lister(),
@@ -219,7 +221,7 @@ func (c *Controller) syncSlices(ctx context.Context, key, ns, name string, plan 
 			return fmt.Errorf("create endpointslice for %s: %w", name, err)
 		}
 		c.expect.expect(key, expectation{kind: kindSlice, name: out.Name, resourceVersion: out.ResourceVersion})
-		log.Debug("created endpointslice", "slice", out.Name, logCount, len(out.Endpoints))
+		log.Debug("created endpointslice", logSlice, out.Name, logCount, len(out.Endpoints))
 	}
 	for _, s := range plan.update {
 		out, err := api.Update(ctx, s, metav1.UpdateOptions{})
@@ -227,7 +229,7 @@ func (c *Controller) syncSlices(ctx context.Context, key, ns, name string, plan 
 			return fmt.Errorf("update endpointslice %s: %w", s.Name, err)
 		}
 		c.expect.expect(key, expectation{kind: kindSlice, name: out.Name, resourceVersion: out.ResourceVersion})
-		log.Debug("updated endpointslice", "slice", out.Name, logCount, len(out.Endpoints))
+		log.Debug("updated endpointslice", logSlice, out.Name, logCount, len(out.Endpoints))
 	}
 	for _, s := range plan.delete {
 		err := c.deleteSlice(ctx, ns, s.Name, s.UID)
@@ -235,7 +237,7 @@ func (c *Controller) syncSlices(ctx context.Context, key, ns, name string, plan 
 			return fmt.Errorf("delete endpointslice %s: %w", s.Name, err)
 		}
 		c.expect.expect(key, expectation{kind: kindSlice, name: s.Name, deleted: true, uid: s.UID})
-		log.Debug("deleted endpointslice", "slice", s.Name)
+		log.Debug("deleted endpointslice", logSlice, s.Name)
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ func (c *Controller) handlePodUpdate(old, cur any) {
 }
 
 // enqueuePodServices queues every Service in the namespace whose selector
-// matches the pod labels.
+// matches the pod labels, after the batch period.
 func (c *Controller) enqueuePodServices(ns string, podLabels map[string]string) {
 	svcs, err := c.services.Services(ns).List(labels.Everything())
 	if err != nil {
@@ -71,7 +71,7 @@ func (c *Controller) enqueuePodServices(ns string, podLabels map[string]string) 
 			continue
 		}
 		if labels.SelectorFromSet(svc.Spec.Selector).Matches(set) {
-			c.enqueueService(svc)
+			c.queue.AddAfter(svc.Namespace+"/"+svc.Name, c.batchPeriod)
 		}
 	}
 }

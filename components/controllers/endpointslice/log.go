@@ -4,6 +4,7 @@ package endpointslice
 const (
 	logComponent = "component"
 	logObject    = "object"
+	logSlice     = "slice"
 	logCount     = "count"
 	logError     = "error"
 	logRetries   = "retries"
