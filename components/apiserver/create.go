@@ -147,7 +147,6 @@ func (s *Server) prepareCreate(res *resource, obj runtime.Object) {
 	admission.Default(obj)
 }
 
-
 func nsKey(ns string) string { return store.Key("", "namespaces", "", ns) }
 
 // admitCreate adds the store conditions of a create: the namespace must
