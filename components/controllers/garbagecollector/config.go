@@ -30,13 +30,6 @@ var ignoredResources = map[schema.GroupResource]bool{
 	{Group: "events.k8s.io", Resource: "events"}: true,
 }
 
-// Log attribute keys.
-const (
-	logObject   = "object"
-	logResource = "resource"
-	logErr      = "err"
-)
-
 // Config configures the garbage collector.
 type Config struct {
 	// Client is the typed client; its discovery is the default for

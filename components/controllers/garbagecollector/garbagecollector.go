@@ -67,7 +67,7 @@ func New(cfg Config) (*Controller, error) {
 	cached := memory.NewMemCacheClient(cfg.Discovery)
 	return &Controller{
 		cfg:      cfg,
-		log:      cfg.Logger.With("component", "garbagecollector"),
+		log:      cfg.Logger.With(logKeyComponent, "garbagecollector"),
 		cached:   cached,
 		mapper:   restmapper.NewDeferredDiscoveryRESTMapper(cached),
 		graph:    newGraph(),
@@ -83,7 +83,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Lock()
 	if c.started {
 		c.mu.Unlock()
-		return errors.New("garbagecollector: Run called twice")
+		return ErrRunTwice
 	}
 	c.started = true
 	c.mu.Unlock()
@@ -101,7 +101,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}()
 
 	if err := c.resyncMonitors(ctx); err != nil {
-		c.log.Warn("discover resources", logErr, err)
+		c.log.Warn("discover resources", logKeyError, err)
 	}
 	for range c.cfg.Workers {
 		wg.Go(func() {
@@ -109,7 +109,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		})
 	}
-	c.log.Info("started", "workers", c.cfg.Workers)
+	c.log.Info("started", logKeyWorkers, c.cfg.Workers)
 	wg.Go(func() {
 		// Log once the graph is whole; orphaning and foreground deletion
 		// wait for it. WaitForCacheSync returns when ctx is done.
@@ -126,7 +126,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			if err := c.resyncMonitors(ctx); err != nil {
-				c.log.Warn("discover resources", logErr, err)
+				c.log.Warn("discover resources", logKeyError, err)
 			}
 		}
 	}
@@ -148,7 +148,7 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	case errors.Is(err, errNotSynced):
 		c.queue.AddAfter(uid, notSyncedRetry)
 	default:
-		c.log.Warn("sync object", logObject, c.describe(uid), logErr, err)
+		c.log.Warn("sync object", logKeyObject, c.describe(uid), logKeyError, err)
 		c.queue.AddRateLimited(uid)
 	}
 	return true

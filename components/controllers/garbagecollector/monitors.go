@@ -46,7 +46,7 @@ func (c *Controller) resyncMonitors(ctx context.Context) error {
 		for gv := range gdf.Groups {
 			failed[gv] = true
 		}
-		c.log.Warn("discovery failed for some groups", logErr, err)
+		c.log.Warn("discovery failed for some groups", logKeyError, err)
 	}
 	want := map[schema.GroupVersionResource]string{} // → kind
 	for _, l := range lists {
@@ -77,7 +77,7 @@ func (c *Controller) resyncMonitors(ctx context.Context) error {
 		m.cancel()
 		delete(c.monitors, gvr)
 		c.enqueue(c.graph.forgetResource(gvr)...)
-		c.log.Info("stopped watching", logResource, gvr.String())
+		c.log.Info("stopped watching", logKeyResource, gvr.String())
 	}
 	added := 0
 	for gvr, kind := range want {
@@ -90,7 +90,7 @@ func (c *Controller) resyncMonitors(ctx context.Context) error {
 		added++
 	}
 	if added > 0 {
-		c.log.Debug("watching resources", "added", added, "total", len(c.monitors))
+		c.log.Debug("watching resources", logKeyCount, added, logKeyTotal, len(c.monitors))
 	}
 	return nil
 }

@@ -16,9 +16,6 @@ import (
 	"k8s.io/client-go/dynamic"
 )
 
-// errNotSynced defers a decision that needs every dependent in the graph.
-var errNotSynced = errors.New("informers have not synced yet")
-
 // maxPatchConflicts bounds the re-read and re-patch of one object within
 // one sync; the queue's backoff takes over after that.
 const maxPatchConflicts = 5
@@ -59,6 +56,11 @@ const (
 // collect deletes n when none of its owners remains, and drops its
 // references to owners that are gone or waiting when another remains.
 func (c *Controller) collect(ctx context.Context, n *node) error {
+	if c.ownersSolidInGraph(n) {
+		// Nothing to do, and no request spent: every object with owners
+		// is queued when the informers first list.
+		return nil
+	}
 	obj, err := c.live(ctx, n)
 	if obj == nil || obj.GetDeletionTimestamp() != nil {
 		return err
@@ -89,7 +91,7 @@ func (c *Controller) collect(ctx context.Context, n *node) error {
 	case solid > 0:
 		// Another owner keeps n; stop naming the ones that are gone, and
 		// stop holding up the ones deleting in the foreground.
-		c.log.Debug("dropping owner references", logObject, n.String(), "count", drop)
+		c.log.Debug("dropping owner references", logKeyObject, n.String(), logKeyCount, drop)
 		return c.patchMeta(ctx, n, "ownerReferences", func(obj *unstructured.Unstructured) (any, bool) {
 			refs := obj.GetOwnerReferences()
 			kept := slices.DeleteFunc(slices.Clone(refs), func(r metav1.OwnerReference) bool { return dropped[r.UID] })
@@ -112,8 +114,21 @@ func (c *Controller) collect(ctx context.Context, n *node) error {
 	case slices.Contains(obj.GetFinalizers(), metav1.FinalizerDeleteDependents):
 		policy = metav1.DeletePropagationForeground
 	}
-	c.log.Debug("deleting object whose owners are gone", logObject, n.String(), "propagation", policy)
+	c.log.Debug("deleting object whose owners are gone", logKeyObject, n.String(), logKeyPropagation, policy)
 	return c.deleteObject(ctx, n, policy)
+}
+
+// ownersSolidInGraph says every owner of n is in the graph and not
+// deleting in the foreground. An owner deleted since is a delete event
+// still to come, which queues n again.
+func (c *Controller) ownersSolidInGraph(n *node) bool {
+	for _, ref := range n.owners {
+		o := c.graph.node(ref.UID)
+		if o == nil || !o.is(ref, n.namespace) || o.deletingDependents() {
+			return false
+		}
+	}
+	return true
 }
 
 // ownerState resolves one ownerReference of n: from the graph when the
@@ -194,7 +209,7 @@ func (c *Controller) orphanDependents(ctx context.Context, n *node) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	c.log.Debug("dependents orphaned", logObject, n.String())
+	c.log.Debug("dependents orphaned", logKeyObject, n.String())
 	return c.removeFinalizer(ctx, n, metav1.FinalizerOrphanDependents)
 }
 
@@ -221,7 +236,7 @@ func (c *Controller) deleteDependents(ctx context.Context, n *node) error {
 			// n waits on d and d, through its own blocking dependents, on
 			// n: neither could finish. Let n go first; d then finds n
 			// gone. The update of d requeues n.
-			c.log.Debug("breaking ownership cycle", logObject, d.String(), "owner", n.String())
+			c.log.Debug("breaking ownership cycle", logKeyObject, d.String(), logKeyOwner, n.String())
 			err := c.patchMeta(ctx, d, "ownerReferences", func(obj *unstructured.Unstructured) (any, bool) {
 				refs := slices.Clone(obj.GetOwnerReferences())
 				changed := false
@@ -242,7 +257,7 @@ func (c *Controller) deleteDependents(ctx context.Context, n *node) error {
 	if blocked {
 		return nil // a dependent's update or delete requeues n
 	}
-	c.log.Debug("dependents deleted", logObject, n.String())
+	c.log.Debug("dependents deleted", logKeyObject, n.String())
 	return c.removeFinalizer(ctx, n, metav1.FinalizerDeleteDependents)
 }
 

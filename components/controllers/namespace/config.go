@@ -21,12 +21,6 @@ const (
 	DefaultMaxRetry = 10 * time.Second
 )
 
-// Log attribute keys.
-const (
-	logNamespace = "namespace"
-	logErr       = "err"
-)
-
 // Config configures the controller.
 type Config struct {
 	// Client reads namespaces, writes their status and finalizes them.

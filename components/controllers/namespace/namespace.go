@@ -62,7 +62,7 @@ func New(cfg Config) (*Controller, error) {
 	}
 	return &Controller{
 		cfg:      cfg,
-		log:      cfg.Logger.With("component", "namespace-controller"),
+		log:      cfg.Logger.With(logKeyComponent, "namespace-controller"),
 		informer: cfg.Informers.Core().V1().Namespaces().Informer(),
 		now:      time.Now,
 	}, nil
@@ -75,7 +75,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Lock()
 	if c.started {
 		c.mu.Unlock()
-		return errors.New("namespace: Run called twice")
+		return ErrRunTwice
 	}
 	c.started = true
 	c.mu.Unlock()
@@ -88,7 +88,10 @@ func (c *Controller) Run(ctx context.Context) error {
 		AddFunc:    c.enqueueNamespace,
 		UpdateFunc: func(_, obj any) { c.enqueueNamespace(obj) },
 	})
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil // the factory stopped with ctx before Run got here
+	case err != nil:
 		return fmt.Errorf("namespace: add event handler: %w", err)
 	}
 	defer func() { _ = c.informer.RemoveEventHandler(reg) }()
@@ -134,10 +137,10 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	case ctx.Err() != nil:
 		// Stopping: the next leader starts over.
 	case errors.As(err, &remaining):
-		c.log.Debug("waiting for namespace content", logNamespace, name, logErr, err)
+		c.log.Debug("waiting for namespace content", logKeyNamespace, name, logKeyError, err)
 		c.queue.AddRateLimited(name)
 	default:
-		c.log.Warn("sync namespace", logNamespace, name, logErr, err)
+		c.log.Warn("sync namespace", logKeyNamespace, name, logKeyError, err)
 		c.queue.AddRateLimited(name)
 	}
 	return true

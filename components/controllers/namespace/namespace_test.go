@@ -3,6 +3,7 @@ package namespace_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -324,4 +325,34 @@ func TestNew_validates(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestController_Run_twice refuses a second Run.
+func TestController_Run_twice(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	dyn, err := dynamic.NewForConfig(env.RESTConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := informers.NewSharedInformerFactory(env.Clientset, 0)
+	c, err := namespace.New(namespace.Config{Client: env.Clientset, Dynamic: dyn, Informers: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Whichever call comes second is refused at once; the first runs
+	// until ctx is done and returns nil.
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 2)
+	for range 2 {
+		go func() { done <- c.Run(ctx) }()
+	}
+	f.Start(ctx.Done())
+	if err := <-done; !errors.Is(err, namespace.ErrRunTwice) {
+		t.Errorf("second Run: err = %v, want ErrRunTwice", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("first Run: %v", err)
+	}
+	f.Shutdown()
 }

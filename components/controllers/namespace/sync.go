@@ -44,15 +44,9 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 	if _, err := nsc.Finalize(ctx, ns, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("finalize: %w", err)
 	}
-	c.log.Debug("namespace finalized", logNamespace, name)
+	c.log.Debug("namespace finalized", logKeyNamespace, name)
 	return nil
 }
-
-// contentRemainingError says a pass deleted what it could but objects
-// remain (terminating pods, finalizers): retry later, not a failure.
-type contentRemainingError struct{ msg string }
-
-func (e *contentRemainingError) Error() string { return "content remains: " + e.msg }
 
 // pass is the outcome of one attempt to empty a namespace.
 type pass struct {
