@@ -209,12 +209,6 @@ func (c *Controller) enqueueAfter(d *appsv1.Deployment, after time.Duration) {
 	}
 }
 
-func (c *Controller) enqueueRateLimited(d *appsv1.Deployment) {
-	if q := c.queue.Load(); q != nil {
-		q.AddRateLimited(keyOf(d))
-	}
-}
-
 func keyOf(d *appsv1.Deployment) string { return d.Namespace + "/" + d.Name }
 
 // enqueueDeployment takes a Deployment or a tombstone of one.

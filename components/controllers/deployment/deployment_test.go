@@ -8,7 +8,7 @@ package deployment_test
 import (
 	"bytes"
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 
 	"kiln.dev/kiln/components/controllers/deployment"
@@ -613,14 +614,81 @@ func TestController_Run_progressDeadlineExceeded(t *testing.T) {
 	}
 }
 
-func ExampleNew() {
-	// In cmd, with the manager's shared factory:
-	var cs kubernetes.Interface // the API client
-	f := informers.NewSharedInformerFactory(cs, 10*time.Minute)
-	c, err := deployment.New(deployment.Config{Client: cs, Informers: f})
-	if err != nil {
-		fmt.Println(err)
-		return
+func TestController_Run_revisionHistoryLimit(t *testing.T) {
+	t.Parallel()
+	env := startEnv(t)
+	cs := env.Clientset
+	d := newDeployment("web", 2, "nginx:1")
+	d.Spec.RevisionHistoryLimit = new(int32(1))
+	create(t, cs, d)
+	d = waitRolledOut(t, cs, "web")
+	first := currentRS(t, cs, d)
+	for _, image := range []string{"nginx:2", "nginx:3"} {
+		update(t, cs, "web", setImage(image))
+		d = waitRolledOut(t, cs, "web")
 	}
-	_ = c // f.Start(ctx.Done()); c.Run(ctx)
+	// The current ReplicaSet plus one of history; revision 1 is pruned.
+	eventually(t, "history pruned to one old ReplicaSet", func() bool {
+		rss := replicaSets(t, cs, d)
+		return len(rss) == 2 && rss[first.Name] == nil
+	})
+	if got := d.Annotations[deployment.AnnotationRevision]; got != "3" {
+		t.Errorf("Deployment revision %q, want 3", got)
+	}
+}
+
+func TestNew_validates(t *testing.T) {
+	cs, err := kubernetes.NewForConfig(&rest.Config{Host: "https://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := informers.NewSharedInformerFactory(cs, 0)
+	for _, tc := range []struct {
+		name string
+		cfg  deployment.Config
+		want string
+	}{
+		{"no client", deployment.Config{Informers: f}, "Client"},
+		{"no informers", deployment.Config{Client: cs}, "Informers"},
+		{"negative workers", deployment.Config{Client: cs, Informers: f, Workers: -1}, "Workers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := deployment.New(tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error naming %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestController_Run_twice(t *testing.T) {
+	// No server: the informers are never started, so Run waits for the
+	// caches until ctx is done.
+	cs, err := kubernetes.NewForConfig(&rest.Config{Host: "https://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := deployment.New(deployment.Config{Client: cs, Informers: informers.NewSharedInformerFactory(cs, 0), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	runs := make(chan error, 2)
+	for range 2 {
+		go func() { runs <- c.Run(ctx) }()
+	}
+	// Whichever call came second returns at once.
+	select {
+	case err := <-runs:
+		if !errors.Is(err, deployment.ErrRunTwice) {
+			t.Errorf("second Run: %v, want ErrRunTwice", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("neither Run call returned")
+	}
+	cancel()
+	if err := <-runs; err != nil {
+		t.Errorf("first Run after cancel: %v, want nil", err)
+	}
 }

@@ -14,6 +14,21 @@
 // controller, not here; this controller only reads them, to wait for old
 // pods to be gone in a Recreate rollout.
 //
+// It differs from kube's controller where kiln differs, or on purpose:
+//   - the pod-template-hash is fnv32a over the template's JSON, not over a
+//     spew dump, so the names differ from kube's for the same template
+//     (nothing depends on them: a ReplicaSet is found again by comparing
+//     templates);
+//   - the Deployment's revision annotation is written with a merge patch
+//     of the main resource, since kiln's status subresource keeps
+//     metadata, where kube's lets the status update carry it;
+//   - a rolling update counts an old ReplicaSet as the larger of its size
+//     and the pods it still reports, so that maxSurge bounds the pods
+//     that exist, not only those requested (see newRSNewReplicas);
+//   - no Events are recorded.
+//
+// Usage, as the controller manager does it:
+//
 //	f := informers.NewSharedInformerFactory(cs, 10*time.Minute)
 //	c, err := deployment.New(deployment.Config{Client: cs, Informers: f})
 //	if err != nil {

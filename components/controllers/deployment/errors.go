@@ -5,6 +5,10 @@ import "errors"
 // ErrRunTwice is returned by a second call of Run.
 var ErrRunTwice = errors.New("deployment: Run called twice")
 
+// errSelectsAll is the terminal error of a Deployment with an empty
+// selector, which would claim every pod of its namespace.
+var errSelectsAll = errors.New("selector is empty and would select all pods")
+
 // terminalError marks an error that retrying cannot fix (an invalid
 // selector): the worker logs it and drops the key until the Deployment
 // changes again.

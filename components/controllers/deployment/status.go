@@ -12,6 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// requeueMargin is added to the time left to a progress deadline so that
+// the check lands after it.
+const requeueMargin = 100 * time.Millisecond
+
 // calculateStatus is d's status from its ReplicaSets' (newRS may be nil),
 // with the Available condition; the Progressing condition is carried over
 // and left to syncRolloutStatus.
@@ -61,12 +65,10 @@ func (c *Controller) syncRolloutStatus(ctx context.Context, d *appsv1.Deployment
 	st := progressStatus(d, allRSs, newRS, now)
 	if apiequality.Semantic.DeepEqual(d.Status, st) {
 		if after, ok := requeueAfter(d, &st, now); ok {
-			if after < time.Second {
-				c.enqueueRateLimited(d)
-			} else {
-				// A second more against clock skew in AddAfter.
-				c.enqueueAfter(d, after+time.Second)
-			}
+			// Past the deadline, not at it. (kube requeues rate-limited
+			// when under a second is left, which, as each sync resets the
+			// backoff, spins at the base delay until the deadline.)
+			c.enqueueAfter(d, max(after, 0)+requeueMargin)
 		}
 		return nil
 	}

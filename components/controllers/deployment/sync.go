@@ -16,10 +16,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// errSelectsAll is the terminal error of a Deployment with an empty
-// selector, which would claim every pod of its namespace.
-var errSelectsAll = errors.New("selector is empty and would select all pods")
-
 // sync reconciles one Deployment, as kube's syncDeployment: read from the
 // caches, claim ReplicaSets, then either only report status (deleting),
 // scale (paused, or spec.replicas changed) or roll out by strategy. It

@@ -10,12 +10,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// The defaults of kube's apps/v1 Deployment, for objects that were never
-// defaulted by an API server.
-var (
-	defaultMaxSurge       = intstr.FromString("25%")
-	defaultMaxUnavailable = intstr.FromString("25%")
-)
+// defaultRollingParam is kube's apps/v1 default of maxSurge and
+// maxUnavailable, for objects that were never defaulted by an API server.
+const defaultRollingParam = "25%"
 
 // maxRevisionHistoryChars caps the revision-history annotation (kube's
 // limit too): the oldest revisions are dropped first.
@@ -48,10 +45,10 @@ func isRollingUpdate(d *appsv1.Deployment) bool {
 // rollout can always proceed.
 func resolveFenceposts(surge, unavailable *intstr.IntOrString, desired int32) (int32, int32, error) {
 	if surge == nil {
-		surge = &defaultMaxSurge
+		surge = new(intstr.FromString(defaultRollingParam))
 	}
 	if unavailable == nil {
-		unavailable = &defaultMaxUnavailable
+		unavailable = new(intstr.FromString(defaultRollingParam))
 	}
 	s, err := intstr.GetScaledValueFromIntOrPercent(surge, int(desired), true)
 	if err != nil {
