@@ -36,7 +36,7 @@ func StandInKubelet(t testing.TB, env *Env, opts StandInOptions) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
 	cs := env.Clientset
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: opts.Node}, Status: corev1.NodeStatus{
-		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}},
+		Conditions:  []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}},
 		Allocatable: corev1.ResourceList{}, Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}},
 	}}
 	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
