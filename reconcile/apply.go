@@ -147,6 +147,32 @@ func (a *applier) apply(ctx context.Context, o Object, revision string, dry bool
 	return ActionConfigured, out, nil
 }
 
+// applyAbsent is apply for an object believed not to exist (its dry run
+// found none, or its namespace is new): it creates without reading first,
+// and falls back to apply if the object exists after all.
+func (a *applier) applyAbsent(ctx context.Context, o Object, revision string, dry bool) (string, *unstructured.Unstructured, error) {
+	want, _, err := a.desired(o, revision)
+	if err != nil {
+		return "", nil, err
+	}
+	ri, _, err := a.client(want)
+	if err != nil {
+		return "", nil, err
+	}
+	var dryRun []string
+	if dry {
+		dryRun = []string{metav1.DryRunAll}
+	}
+	out, err := ri.Create(ctx, want, metav1.CreateOptions{DryRun: dryRun, FieldManager: fieldManager, FieldValidation: "Strict"})
+	if apierrors.IsAlreadyExists(err) {
+		return a.apply(ctx, o, revision, dry)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return ActionCreated, out, nil
+}
+
 // threeWay computes the patch from live to want given the configuration
 // applied last time (original). A nil patch means nothing to change. The
 // revision annotation alone never makes a patch.

@@ -165,6 +165,12 @@ type sourceLoop struct {
 	appliedRV map[string]string
 	inventory []InventoryEntry
 	uid       string
+
+	// appliedHash maps each object of the last good sync to its
+	// contentHash; sync skips those whose hash has not changed.
+	appliedHash map[string]string
+	// parsed keeps the files of the last Render parsed.
+	parsed parseCache
 }
 
 func (l *sourceLoop) run(ctx context.Context) error {
@@ -236,6 +242,7 @@ func (l *sourceLoop) applySnapshot(ctx context.Context, snap *sources.Snapshot) 
 	ok := out.err == nil
 	if ok {
 		l.last, l.objects, l.inventory, l.appliedRV = snap, out.objects, out.inventory, out.appliedRV
+		l.appliedHash = out.hashes
 		l.log.Info("synced", "revision", snap.Revision, "created", out.record.Created, "configured", out.record.Configured,
 			"unchanged", out.record.Unchanged, "pruned", out.record.Pruned, "ms", out.record.DurationMS)
 	} else {

@@ -54,6 +54,9 @@ type RenderOptions struct {
 	// namespaced. Required. Kinds defined by a CustomResourceDefinition in
 	// the same snapshot are known even when Scope does not know them yet.
 	Scope ScopeFunc
+	// cache, if set, keeps parsed files for the next Render of the same
+	// source (sync sets it).
+	cache *parseCache
 }
 
 // KeyOf identifies an object: "group/kind/namespace/name". The core group
@@ -142,15 +145,19 @@ func (c *candidate) fieldLine(field string) int {
 }
 
 func (r *renderer) render() ([]Object, error) {
+	parsed := map[parseKey]*parsedFile{}
 	for _, f := range r.snap.Files {
 		if _, ok := r.tree.kustomizedBy(f.Path); ok || !isManifestFile(f.Path) {
 			continue
 		}
-		docs, problems := parseFile(f.Path, f.Data, parseManifests, r.secrets)
+		docs, problems := r.parse(f.Path, f.Data, parsed)
 		r.problems = append(r.problems, problems...)
 		for i := range docs {
 			r.addDocument(f.Path, docs[i])
 		}
+	}
+	if r.opts.cache != nil {
+		r.opts.cache.replace(parsed)
 	}
 	r.renderKustomizations()
 	r.collectCRDs()

@@ -114,6 +114,9 @@ func (l *sourceLoop) correctDrift(ctx context.Context, key string) {
 		l.log.Warn("drift correction failed", "object", key, "err", err)
 		return
 	}
+	// The object is as kiln wants it at this version: the next watches
+	// need not check it again (a sync that skips it keeps this version).
+	l.appliedRV[key] = live.GetResourceVersion()
 	if action == ActionUnchanged {
 		return
 	}

@@ -250,7 +250,9 @@ func TestStatus_failed(t *testing.T) {
 			{Type: reconcile.ConditionReady, Status: metav1.ConditionTrue, Reason: "Synced", Message: "applied", LastTransitionTime: now},
 			{Type: reconcile.ConditionHealthy, Status: metav1.ConditionFalse, Reason: "Progressing", Message: "web: 1 of 2 replicas ready", LastTransitionTime: now},
 		},
-		History: []reconcile.SyncRecord{{Revision: "main@sha1:0123456789abcdef0123456789abcdef01234567", Start: metav1.NewTime(now.Add(-3 * time.Minute))}},
+		// Past 10 minutes the age has no seconds, so a slow run cannot
+		// change it.
+		History: []reconcile.SyncRecord{{Revision: "main@sha1:0123456789abcdef0123456789abcdef01234567", Start: metav1.NewTime(now.Add(-12 * time.Minute))}},
 	})
 	createSource(t, dyn, "broken", reconcile.SourceStatus{
 		LastAppliedRevision:   "main@sha1:0123456789abcdef0123456789abcdef01234567",
@@ -266,7 +268,7 @@ func TestStatus_failed(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
-	if row := tableRow(t, out, "good"); !equalPrefix(row, []string{"good", "git", "main@sha1:0123456789ab", "Ready", "Progressing", "3m", "ago"}) || len(row) != 7 {
+	if row := tableRow(t, out, "good"); !equalPrefix(row, []string{"good", "git", "main@sha1:0123456789ab", "Ready", "Progressing", "12m", "ago"}) || len(row) != 7 {
 		t.Fatalf("good: %q", row)
 	}
 	row := tableRow(t, out, "broken")
