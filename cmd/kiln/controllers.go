@@ -10,10 +10,13 @@ import (
 	"k8s.io/client-go/rest"
 
 	"kiln.dev/kiln/components/controllers"
+	"kiln.dev/kiln/components/controllers/daemonset"
 	"kiln.dev/kiln/components/controllers/deployment"
 	"kiln.dev/kiln/components/controllers/endpointslice"
 	"kiln.dev/kiln/components/controllers/garbagecollector"
+	"kiln.dev/kiln/components/controllers/job"
 	"kiln.dev/kiln/components/controllers/namespace"
+	"kiln.dev/kiln/components/controllers/podgc"
 	"kiln.dev/kiln/components/controllers/replicaset"
 )
 
@@ -47,6 +50,15 @@ func newControllerManager(rc *rest.Config, log *slog.Logger) (*controllers.Manag
 			},
 			"namespace": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
 				return namespace.New(namespace.Config{Client: cs, Dynamic: dyn, Discovery: dc, Informers: f, Logger: log})
+			},
+			"daemonset": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
+				return daemonset.New(daemonset.Config{Client: cs, Informers: f, Logger: log})
+			},
+			"job": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
+				return job.New(job.Config{Client: cs, Informers: f, Logger: log})
+			},
+			"podgc": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
+				return podgc.New(podgc.Config{Client: cs, Informers: f, Logger: log})
 			},
 			"garbagecollector": func(cs kubernetes.Interface, _ informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
 				return garbagecollector.New(garbagecollector.Config{Client: cs, Dynamic: dyn, Discovery: dc, Logger: log})

@@ -1,0 +1,45 @@
+package daemonset
+
+import (
+	"log/slog"
+	"time"
+
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Defaults and fixed tunables.
+const (
+	// DefaultWorkers is the number of DaemonSets synced at once when
+	// Config.Workers is zero.
+	DefaultWorkers = 2
+	// BurstReplicas bounds the creates or deletes of one sync, as kube's
+	// DaemonSet controller's BurstReplicas.
+	BurstReplicas = 250
+	// SlowStartInitialBatchSize is the first batch of creates; each batch
+	// that fully succeeds doubles the next (1, 2, 4, ...).
+	SlowStartInitialBatchSize = 1
+	// ExpectationsTimeout is how long a sync waits for the watch to show
+	// its own creates and deletes before acting again regardless.
+	ExpectationsTimeout = 5 * time.Minute
+	// writeTimeout bounds each Pod write. Writes are detached from Run's
+	// context (see writeContext), so this is what bounds shutdown.
+	writeTimeout = 30 * time.Second
+)
+
+// Config configures the controller.
+type Config struct {
+	// Client creates and deletes Pods and writes DaemonSet status.
+	// Required.
+	Client kubernetes.Interface
+	// Informers is the shared factory the controller registers its
+	// DaemonSet, Pod and Node informers on; the caller starts it.
+	// Required.
+	Informers informers.SharedInformerFactory
+	// Workers is how many DaemonSets are synced concurrently; zero means
+	// DefaultWorkers.
+	Workers int
+	// Logger receives lifecycle and per-item messages; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}

@@ -1,0 +1,54 @@
+package job
+
+import (
+	"log/slog"
+	"time"
+
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Defaults and fixed tunables, as kube's Job controller has them.
+const (
+	// DefaultWorkers is the number of Jobs synced at once when
+	// Config.Workers is zero (kube's --concurrent-job-syncs).
+	DefaultWorkers = 5
+	// DefaultBackoffLimit is used when a Job's spec.backoffLimit is unset
+	// (the API defaults it; this only guards a Job stored without it).
+	DefaultBackoffLimit = 6
+	// BurstPods bounds the creates of one sync; the rest wait for the next.
+	BurstPods = 500
+	// SlowStartInitialBatchSize is the first batch of creates; each batch
+	// that fully succeeds doubles the next.
+	SlowStartInitialBatchSize = 1
+	// ExpectationsTimeout is how long a sync waits for the watch to show
+	// its own creates and deletes before acting again regardless.
+	ExpectationsTimeout = 5 * time.Minute
+	// writeTimeout bounds each write. Pod writes are detached from Run's
+	// context (see writeContext), so this is what bounds shutdown.
+	writeTimeout = 30 * time.Second
+)
+
+// Labels the controller puts on (and the API's admission defaults into the
+// template and selector of) every Job's Pods, as kube does.
+const (
+	LabelControllerUID       = "batch.kubernetes.io/controller-uid"
+	LabelJobName             = "batch.kubernetes.io/job-name"
+	LabelLegacyControllerUID = "controller-uid"
+	LabelLegacyJobName       = "job-name"
+)
+
+// Config configures the controller.
+type Config struct {
+	// Client creates and deletes Pods and writes Job status. Required.
+	Client kubernetes.Interface
+	// Informers is the shared factory the controller registers its Job and
+	// Pod informers on; the caller starts it. Required.
+	Informers informers.SharedInformerFactory
+	// Workers is how many Jobs are synced concurrently; zero means
+	// DefaultWorkers.
+	Workers int
+	// Logger receives lifecycle and per-item messages; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}

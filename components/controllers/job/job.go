@@ -1,0 +1,296 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
+	batchlisters "k8s.io/client-go/listers/batch/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// controllerKind is what the ownerReferences of owned Pods name.
+var controllerKind = batchv1.SchemeGroupVersion.WithKind("Job")
+
+// Controller runs every Job's Pods to completion (a NonIndexed subset of
+// kube's Job controller; see doc.go).
+type Controller struct {
+	client  kubernetes.Interface
+	log     *slog.Logger
+	workers int
+
+	jobLister batchlisters.JobLister
+	podLister corelisters.PodLister
+	synced    []cache.InformerSynced
+	handlers  []handler
+
+	queue workqueue.TypedRateLimitingInterface[string]
+	exp   *expectations
+
+	// Test seams, set in New.
+	syncHandler func(ctx context.Context, key string) error
+	now         func() time.Time
+
+	mu      sync.Mutex
+	started bool
+}
+
+// handler is an event handler registration, removed when Run returns.
+type handler struct {
+	informer cache.SharedIndexInformer
+	reg      cache.ResourceEventHandlerRegistration
+}
+
+// New registers the Job and Pod informers and their handlers on
+// cfg.Informers; it starts nothing.
+func New(cfg Config) (*Controller, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("job: Config.Client is required")
+	}
+	if cfg.Informers == nil {
+		return nil, errors.New("job: Config.Informers is required")
+	}
+	if cfg.Workers < 0 {
+		return nil, fmt.Errorf("job: Config.Workers must not be negative, got %d", cfg.Workers)
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	jobInformer := cfg.Informers.Batch().V1().Jobs()
+	podInformer := cfg.Informers.Core().V1().Pods()
+	c := &Controller{
+		client:    cfg.Client,
+		log:       cfg.Logger.With(logKeyComponent, "job"),
+		workers:   cfg.Workers,
+		jobLister: jobInformer.Lister(),
+		podLister: podInformer.Lister(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "job"}),
+		now: time.Now,
+	}
+	c.exp = newExpectations(ExpectationsTimeout, func() time.Time { return c.now() })
+	c.syncHandler = c.sync
+	for _, h := range []struct {
+		informer cache.SharedIndexInformer
+		funcs    cache.ResourceEventHandlerFuncs
+	}{
+		{jobInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addJob, UpdateFunc: c.updateJob, DeleteFunc: c.deleteJob}},
+		{podInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod}},
+	} {
+		reg, err := h.informer.AddEventHandler(h.funcs)
+		if err != nil {
+			c.removeHandlers()
+			return nil, fmt.Errorf("job: add event handler: %w", err)
+		}
+		c.handlers = append(c.handlers, handler{h.informer, reg})
+		c.synced = append(c.synced, h.informer.HasSynced, reg.HasSynced)
+	}
+	return c, nil
+}
+
+// Run waits for the informers' caches, then syncs Jobs with
+// Config.Workers workers until ctx is done. It returns only after every
+// worker has (a sync in progress finishes its Pod writes, see
+// writeContext). Run returns nil on a clean stop and ErrRunTwice when
+// called again.
+func (c *Controller) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.started {
+		c.mu.Unlock()
+		return ErrRunTwice
+	}
+	c.started = true
+	c.mu.Unlock()
+
+	// Shutdown, in order: 1. the queue stops handing out keys; 2. workers
+	// finish their syncs and exit; 3. handlers stop feeding the queue and
+	// the expectations, since the factory may outlive this controller.
+	defer c.removeHandlers()
+	defer c.queue.ShutDown()
+
+	c.log.Info("waiting for caches")
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return nil // ctx ended first
+	}
+	c.log.Info("starting workers", logKeyWorkers, c.workers)
+	var wg sync.WaitGroup
+	for range c.workers {
+		wg.Go(func() {
+			for c.processNextWorkItem(ctx) {
+			}
+		})
+	}
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+	c.log.Info("stopped")
+	return nil
+}
+
+func (c *Controller) removeHandlers() {
+	for _, h := range c.handlers {
+		_ = h.informer.RemoveEventHandler(h.reg) // fails only once the informer has stopped
+	}
+	c.handlers = nil
+}
+
+// processNextWorkItem syncs one key; it returns false once the queue is
+// shut down. It is the only place that logs sync errors.
+func (c *Controller) processNextWorkItem(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	err := recovered(func() error { return c.syncHandler(ctx, key) })
+	switch {
+	case err == nil:
+		c.queue.Forget(key)
+	case ctx.Err() != nil:
+		// Stopping: the next instance syncs every key anyway.
+	case isTerminal(err):
+		c.queue.Forget(key)
+		c.log.Error("sync failed, not retrying", logKeyObject, key, logKeyError, err)
+	default:
+		c.queue.AddRateLimited(key)
+		c.log.Warn("sync failed, retrying", logKeyObject, key, logKeyError, err)
+	}
+	return true
+}
+
+// recovered runs fn and turns a panic into an error.
+func recovered(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return fn()
+}
+
+// Event handlers. They only enqueue keys and record what the watch shows
+// against the expectations; sync does the work.
+
+func (c *Controller) enqueue(j *batchv1.Job) {
+	key, err := cache.MetaNamespaceKeyFunc(j)
+	if err != nil {
+		return
+	}
+	c.queue.Add(key)
+}
+
+func (c *Controller) addJob(obj any) {
+	if j, ok := obj.(*batchv1.Job); ok {
+		c.enqueue(j)
+	}
+}
+
+func (c *Controller) updateJob(oldObj, curObj any) {
+	old, ok1 := oldObj.(*batchv1.Job)
+	cur, ok2 := curObj.(*batchv1.Job)
+	if !ok1 || !ok2 {
+		return
+	}
+	if old.UID != cur.UID {
+		c.deleteJob(old)
+	}
+	c.enqueue(cur)
+}
+
+func (c *Controller) deleteJob(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	j, ok := obj.(*batchv1.Job)
+	if !ok {
+		return
+	}
+	key, err := cache.MetaNamespaceKeyFunc(j)
+	if err != nil {
+		return
+	}
+	c.exp.forget(key)
+	c.queue.Add(key)
+}
+
+func (c *Controller) addPod(obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	if pod.DeletionTimestamp != nil {
+		c.deletePod(pod)
+		return
+	}
+	if j := c.ownerJob(pod); j != nil {
+		key, _ := cache.MetaNamespaceKeyFunc(j)
+		c.exp.creationsObserved(key, 1)
+		c.queue.Add(key)
+	}
+}
+
+func (c *Controller) updatePod(oldObj, curObj any) {
+	old, ok1 := oldObj.(*corev1.Pod)
+	cur, ok2 := curObj.(*corev1.Pod)
+	if !ok1 || !ok2 || old.ResourceVersion == cur.ResourceVersion {
+		return // a resync: nothing changed
+	}
+	if cur.DeletionTimestamp != nil {
+		c.deletePod(cur)
+		return
+	}
+	if j := c.ownerJob(cur); j != nil {
+		c.enqueue(j)
+	}
+}
+
+func (c *Controller) deletePod(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	j := c.ownerJob(pod)
+	if j == nil {
+		return
+	}
+	key, _ := cache.MetaNamespaceKeyFunc(j)
+	c.exp.deletionObserved(key, podKey(pod))
+	c.queue.Add(key)
+}
+
+// ownerJob returns the cached Job that controls pod, or nil.
+func (c *Controller) ownerJob(pod *corev1.Pod) *batchv1.Job {
+	ref := metav1.GetControllerOf(pod)
+	if ref == nil {
+		return nil
+	}
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	if err != nil || gv.Group != controllerKind.Group || ref.Kind != controllerKind.Kind {
+		return nil
+	}
+	j, err := c.jobLister.Jobs(pod.Namespace).Get(ref.Name)
+	if err != nil || j.UID != ref.UID {
+		return nil
+	}
+	return j
+}
+
+// podKey names a Pod in the expectations.
+func podKey(p *corev1.Pod) string { return p.Namespace + "/" + p.Name }

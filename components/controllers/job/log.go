@@ -1,0 +1,9 @@
+package job
+
+// Keys of log attributes.
+const (
+	logKeyComponent = "component"
+	logKeyObject    = "object"
+	logKeyWorkers   = "workers"
+	logKeyError     = "err"
+)
