@@ -9,10 +9,9 @@ import (
 )
 
 func TestConfig_SetDefaults(t *testing.T) {
-	host, err := os.Hostname()
-	if err != nil {
-		t.Skipf("no host name: %v", err)
-	}
+	// SetDefaults leaves NodeName empty when the host has no name; the
+	// expectation follows the same rule.
+	host, _ := os.Hostname()
 	tests := []struct {
 		name string
 		in   Config
