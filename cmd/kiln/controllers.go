@@ -16,13 +16,15 @@ import (
 	"kiln.dev/kiln/components/controllers/garbagecollector"
 	"kiln.dev/kiln/components/controllers/job"
 	"kiln.dev/kiln/components/controllers/namespace"
+	"kiln.dev/kiln/components/controllers/nodeipam"
+	"kiln.dev/kiln/components/controllers/nodelifecycle"
 	"kiln.dev/kiln/components/controllers/podgc"
 	"kiln.dev/kiln/components/controllers/replicaset"
 )
 
 // newControllerManager builds the controller manager on its own clients,
 // talking to the API server at rc like any other client.
-func newControllerManager(rc *rest.Config, log *slog.Logger) (*controllers.Manager, error) {
+func newControllerManager(rc *rest.Config, clusterCIDR string, log *slog.Logger) (*controllers.Manager, error) {
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, err
@@ -56,6 +58,12 @@ func newControllerManager(rc *rest.Config, log *slog.Logger) (*controllers.Manag
 			},
 			"job": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
 				return job.New(job.Config{Client: cs, Informers: f, Logger: log})
+			},
+			"nodeipam": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
+				return nodeipam.New(nodeipam.Config{Client: cs, Informers: f, ClusterCIDR: clusterCIDR, Logger: log})
+			},
+			"nodelifecycle": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
+				return nodelifecycle.New(nodelifecycle.Config{Client: cs, Informers: f, Logger: log})
 			},
 			"podgc": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
 				return podgc.New(podgc.Config{Client: cs, Informers: f, Logger: log})

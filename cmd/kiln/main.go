@@ -158,7 +158,7 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 		}
 		log.Info("kiln ready", "api", "https://"+api.Addr(), "kubeconfig", kubeconfig)
 		if !cfg.Disabled(config.ComponentControllers) {
-			cm, err := newControllerManager(adminRESTConfig("https://"+clientAddr(api.Addr()), ca.CertPEM, token), log)
+			cm, err := newControllerManager(adminRESTConfig("https://"+clientAddr(api.Addr()), ca.CertPEM, token), cfg.ClusterCIDR, log)
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,43 @@
+package nodelifecycle
+
+import (
+	"log/slog"
+	"time"
+
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Defaults and fixed tunables.
+const (
+	// DefaultGracePeriod is kube's node-monitor-grace-period before v1.32
+	// (v1.32 made it 50s, kubernetes#126287); kiln keeps 40s.
+	DefaultGracePeriod = 40 * time.Second
+	// DefaultMonitorPeriod is kube's node-monitor-period.
+	DefaultMonitorPeriod = 5 * time.Second
+	// workers is the number of Nodes synced at once.
+	workers = 4
+	// writeTimeout bounds each API write; writes are detached from Run's
+	// context so that a sync finishes what it started.
+	writeTimeout = 30 * time.Second
+)
+
+// Config configures the controller.
+type Config struct {
+	// Client writes Node and Pod status, Node taints and deletes Pods.
+	// Required.
+	Client kubernetes.Interface
+	// Informers is the shared factory the controller registers its Node,
+	// Lease and Pod informers on; the caller starts it. Required.
+	Informers informers.SharedInformerFactory
+	// GracePeriod is how long a Node may go without a Lease renewal or a
+	// Ready heartbeat before it is marked Unknown and tainted
+	// unreachable; zero means DefaultGracePeriod.
+	GracePeriod time.Duration
+	// MonitorPeriod is how often every Node is checked; zero means
+	// DefaultMonitorPeriod.
+	MonitorPeriod time.Duration
+	// Logger receives lifecycle and per-Node messages; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
