@@ -193,17 +193,4 @@ func TestRun_twice(t *testing.T) {
 	}
 }
 
-func TestWorker_recoversPanic(t *testing.T) {
-	c := newTestController(t)
-	defer c.queue.ShutDown()
-	c.syncHandler = func(context.Context, string) error { panic("boom") }
-	c.queue.Add("ns/ds")
-	if !c.processNextWorkItem(t.Context()) {
-		t.Fatal("worker stopped")
-	}
-	if n := c.queue.NumRequeues("ns/ds"); n != 1 {
-		t.Errorf("requeues = %d, want 1 (a panic is a retryable error)", n)
-	}
-}
-
 func intstrFromString(s string) intstr.IntOrString { return intstr.FromString(s) }

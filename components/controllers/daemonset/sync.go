@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/cache"
+
+	"kiln.dev/kiln/components/controllers/worker"
 )
 
 // sync brings one DaemonSet's Pods in line with the Nodes and writes its
@@ -25,11 +27,11 @@ import (
 func (c *Controller) sync(ctx context.Context, key string) error {
 	namespace, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
-		return terminal(err)
+		return worker.Terminal(err)
 	}
 	ds, err := c.dsLister.DaemonSets(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
-		c.exp.forget(key)
+		c.exp.Forget(key)
 		return nil
 	}
 	if err != nil {
@@ -37,10 +39,10 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	selector, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
 	if err != nil {
-		return terminal(fmt.Errorf("invalid selector: %w", err))
+		return worker.Terminal(fmt.Errorf("invalid selector: %w", err))
 	}
 	if selector.Empty() {
-		return terminal(errors.New("empty selector"))
+		return worker.Terminal(errors.New("empty selector"))
 	}
 	nodes, err := c.nodeLister.List(labels.Everything())
 	if err != nil {
@@ -67,7 +69,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	now := c.now()
 
 	var manageErr error
-	satisfied, wait := c.exp.satisfied(key)
+	satisfied, wait := c.exp.Satisfied(key)
 	switch {
 	case !satisfied:
 		// The watch has not shown all of our writes yet; those events
@@ -255,16 +257,16 @@ func (c *Controller) syncNodes(ctx context.Context, key string, ds *appsv1.Daemo
 	for i, p := range del {
 		delKeys[i] = podKey(p)
 	}
-	c.exp.expect(key, len(create), delKeys)
+	c.exp.Expect(key, len(create), delKeys)
 
 	var errs []error
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i, p := range del {
 		wg.Go(func() {
-			err := recovered(func() error { return c.deletePodNow(ctx, p) })
+			err := worker.Recover(func() error { return c.deletePodNow(ctx, p) })
 			if err != nil {
-				c.exp.deletionObserved(key, delKeys[i])
+				c.exp.DeletionObserved(key, delKeys[i])
 				if !apierrors.IsNotFound(err) {
 					mu.Lock()
 					errs = append(errs, fmt.Errorf("delete pod %s: %w", p.Name, err))
@@ -283,7 +285,7 @@ func (c *Controller) syncNodes(ctx context.Context, key string, ds *appsv1.Daemo
 	})
 	if skipped := len(create) - created; skipped > 0 {
 		// Failed or never attempted: the watch will not show these.
-		c.exp.creationsObserved(key, skipped)
+		c.exp.CreationsObserved(key, skipped)
 	}
 	wg.Wait()
 	if err != nil && !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
@@ -306,7 +308,7 @@ func slowStartBatch(ctx context.Context, count, initial int, fn func() error) (i
 		var wg sync.WaitGroup
 		for range batch {
 			wg.Go(func() {
-				if err := recovered(fn); err != nil {
+				if err := worker.Recover(fn); err != nil {
 					errs <- err
 				}
 			})

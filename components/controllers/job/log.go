@@ -3,7 +3,5 @@ package job
 // Keys of log attributes.
 const (
 	logKeyComponent = "component"
-	logKeyObject    = "object"
 	logKeyWorkers   = "workers"
-	logKeyError     = "err"
 )

@@ -16,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
+
+	"kiln.dev/kiln/components/controllers/worker"
 )
 
 // sync runs one Job a step further and writes its status. It reads
@@ -26,21 +28,21 @@ import (
 func (c *Controller) sync(ctx context.Context, key string) error {
 	namespace, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
-		return terminal(err)
+		return worker.Terminal(err)
 	}
 	j, err := c.jobLister.Jobs(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
-		c.exp.forget(key)
+		c.exp.Forget(key)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
 	if finished(j) {
-		c.exp.forget(key)
+		c.exp.Forget(key)
 		return nil
 	}
-	satisfied, wait := c.exp.satisfied(key)
+	satisfied, wait := c.exp.Satisfied(key)
 	all, err := c.podLister.Pods(namespace).List(labels.Everything())
 	if err != nil {
 		return err
@@ -167,11 +169,11 @@ func (c *Controller) manageActive(ctx context.Context, key string, job *batchv1.
 	switch diff := want - len(active); {
 	case diff > 0:
 		diff = min(diff, BurstPods)
-		c.exp.expectCreations(key, diff)
+		c.exp.ExpectCreations(key, diff)
 		created, err := slowStartBatch(ctx, diff, SlowStartInitialBatchSize, func() error { return c.createPod(ctx, job) })
 		if skipped := diff - created; skipped > 0 {
 			// Those the watch will never show.
-			c.exp.creationsObserved(key, skipped)
+			c.exp.CreationsObserved(key, skipped)
 		}
 		if err != nil {
 			return created, fmt.Errorf("create pods: %w", err)
@@ -185,14 +187,14 @@ func (c *Controller) manageActive(ctx context.Context, key string, job *batchv1.
 		for i, p := range victims {
 			names[i] = podKey(p)
 		}
-		c.exp.expectDeletions(key, names)
+		c.exp.ExpectDeletions(key, names)
 		var mu sync.Mutex
 		var errs []error
 		var wg sync.WaitGroup
 		for _, p := range victims {
 			wg.Go(func() {
 				if err := c.deletePodNow(ctx, p); err != nil {
-					c.exp.deletionObserved(key, podKey(p))
+					c.exp.DeletionObserved(key, podKey(p))
 					mu.Lock()
 					errs = append(errs, err)
 					mu.Unlock()
@@ -294,7 +296,7 @@ func slowStartBatch(ctx context.Context, count, initial int, fn func() error) (i
 		var wg sync.WaitGroup
 		for range batch {
 			wg.Go(func() {
-				if err := recovered(fn); err != nil {
+				if err := worker.Recover(fn); err != nil {
 					errs <- err
 				}
 			})

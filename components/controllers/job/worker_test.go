@@ -29,18 +29,6 @@ func newIdle(t *testing.T) (*Controller, *fake.Clientset, informers.SharedInform
 	return c, cs, f
 }
 
-func TestController_processNextWorkItem_panicRequeues(t *testing.T) {
-	c, _, _ := newIdle(t)
-	c.syncHandler = func(context.Context, string) error { panic("boom") }
-	c.queue.Add("ns/j")
-	if !c.processNextWorkItem(t.Context()) {
-		t.Fatal("worker stopped after a panic")
-	}
-	if n := c.queue.NumRequeues("ns/j"); n != 1 {
-		t.Fatalf("requeues = %d, want 1: a panic is an error", n)
-	}
-}
-
 func TestController_Run_twice(t *testing.T) {
 	c, _, _ := newIdle(t)
 	ctx, cancel := context.WithCancel(t.Context())

@@ -3,7 +3,5 @@ package replicaset
 // Keys of log attributes.
 const (
 	logKeyComponent = "component"
-	logKeyObject    = "object"
 	logKeyWorkers   = "workers"
-	logKeyError     = "err"
 )

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -20,6 +19,9 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"kiln.dev/kiln/components/controllers/expectations"
+	"kiln.dev/kiln/components/controllers/worker"
 )
 
 // controllerKind is what the ownerReferences of owned Pods name.
@@ -37,7 +39,7 @@ type Controller struct {
 	handlers  []handler
 
 	queue workqueue.TypedRateLimitingInterface[string]
-	exp   *expectations
+	exp   *expectations.Tracker
 
 	// Test seams, set in New.
 	syncHandler func(ctx context.Context, key string) error
@@ -83,7 +85,7 @@ func New(cfg Config) (*Controller, error) {
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset"}),
 		now: time.Now,
 	}
-	c.exp = newExpectations(ExpectationsTimeout, func() time.Time { return c.now() })
+	c.exp = expectations.New(ExpectationsTimeout, func() time.Time { return c.now() })
 	c.syncHandler = c.sync
 	for _, h := range []struct {
 		informer cache.SharedIndexInformer
@@ -129,16 +131,8 @@ func (c *Controller) Run(ctx context.Context) error {
 		return nil // ctx ended first
 	}
 	c.log.Info("starting workers", logKeyWorkers, c.workers)
-	var wg sync.WaitGroup
-	for range c.workers {
-		wg.Go(func() {
-			for c.processNextWorkItem(ctx) {
-			}
-		})
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
+	// The closure reads syncHandler per key, as the test seam expects.
+	worker.Run(ctx, c.queue, c.workers, func(ctx context.Context, key string) error { return c.syncHandler(ctx, key) }, c.log)
 	c.log.Info("stopped")
 	return nil
 }
@@ -148,40 +142,6 @@ func (c *Controller) removeHandlers() {
 		_ = h.informer.RemoveEventHandler(h.reg) // fails only once the informer has stopped
 	}
 	c.handlers = nil
-}
-
-// processNextWorkItem syncs one key; it returns false once the queue is
-// shut down. It is the only place that logs sync errors.
-func (c *Controller) processNextWorkItem(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := recovered(func() error { return c.syncHandler(ctx, key) })
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-	case ctx.Err() != nil:
-		// Stopping: the next instance syncs every key anyway.
-	case isTerminal(err):
-		c.queue.Forget(key)
-		c.log.Error("sync failed, not retrying", logKeyObject, key, logKeyError, err)
-	default:
-		c.queue.AddRateLimited(key)
-		c.log.Warn("sync failed, retrying", logKeyObject, key, logKeyError, err)
-	}
-	return true
-}
-
-// recovered runs fn and turns a panic into an error.
-func recovered(fn func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return fn()
 }
 
 // Event handlers. They only enqueue keys and record what the watch shows
@@ -227,7 +187,7 @@ func (c *Controller) deleteRS(obj any) {
 	if err != nil {
 		return
 	}
-	c.exp.forget(key)
+	c.exp.Forget(key)
 	c.queue.Add(key)
 }
 
@@ -245,7 +205,7 @@ func (c *Controller) addPod(obj any) {
 	if ref := metav1.GetControllerOf(pod); ref != nil {
 		if rs := c.resolveControllerRef(pod.Namespace, ref); rs != nil {
 			key, _ := cache.MetaNamespaceKeyFunc(rs)
-			c.exp.creationsObserved(key, 1)
+			c.exp.CreationsObserved(key, 1)
 			c.queue.Add(key)
 		}
 		return
@@ -310,7 +270,7 @@ func (c *Controller) deletePod(obj any) {
 		return
 	}
 	key, _ := cache.MetaNamespaceKeyFunc(rs)
-	c.exp.deletionObserved(key, podKey(pod))
+	c.exp.DeletionObserved(key, podKey(pod))
 	c.queue.Add(key)
 }
 

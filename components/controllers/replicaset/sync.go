@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
+
+	"kiln.dev/kiln/components/controllers/worker"
 )
 
 // sync brings one ReplicaSet's Pods to spec.replicas and writes its
@@ -24,25 +26,25 @@ import (
 func (c *Controller) sync(ctx context.Context, key string) error {
 	namespace, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
-		return terminal(err)
+		return worker.Terminal(err)
 	}
 	rs, err := c.rsLister.ReplicaSets(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
-		c.exp.forget(key)
+		c.exp.Forget(key)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	needsSync, wait := c.exp.satisfied(key)
+	needsSync, wait := c.exp.Satisfied(key)
 	selector, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
 	if err != nil {
-		return terminal(fmt.Errorf("invalid selector: %w", err))
+		return worker.Terminal(fmt.Errorf("invalid selector: %w", err))
 	}
 	if selector.Empty() {
 		// The API refuses it; were one stored anyway, it must not
 		// adopt every Pod of the namespace.
-		return terminal(errors.New("empty selector"))
+		return worker.Terminal(errors.New("empty selector"))
 	}
 	// All Pods of the namespace, not just the matching ones: owned Pods
 	// that stopped matching must be found to be released.
@@ -114,11 +116,11 @@ func (c *Controller) manageReplicas(ctx context.Context, key string, rs *appsv1.
 	switch {
 	case diff < 0:
 		n := min(-diff, BurstReplicas)
-		c.exp.expectCreations(key, n)
+		c.exp.ExpectCreations(key, n)
 		created, err := slowStartBatch(ctx, n, SlowStartInitialBatchSize, func() error { return c.createPod(ctx, rs) })
 		if skipped := n - created; skipped > 0 {
 			// Failed or never attempted: the watch will not show these.
-			c.exp.creationsObserved(key, skipped)
+			c.exp.CreationsObserved(key, skipped)
 		}
 		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 			return nil // nothing can be created; the namespace goes anyway
@@ -134,14 +136,14 @@ func (c *Controller) manageReplicas(ctx context.Context, key string, rs *appsv1.
 		for i, p := range victims {
 			keys[i] = podKey(p)
 		}
-		c.exp.expectDeletions(key, keys)
+		c.exp.ExpectDeletions(key, keys)
 		errs := make([]error, len(victims))
 		var wg sync.WaitGroup
 		for i, p := range victims {
 			wg.Go(func() {
-				err := recovered(func() error { return c.deletePodNow(ctx, p) })
+				err := worker.Recover(func() error { return c.deletePodNow(ctx, p) })
 				if err != nil {
-					c.exp.deletionObserved(key, keys[i])
+					c.exp.DeletionObserved(key, keys[i])
 					if !apierrors.IsNotFound(err) {
 						errs[i] = err
 					}
@@ -170,7 +172,7 @@ func slowStartBatch(ctx context.Context, count, initial int, fn func() error) (i
 		var wg sync.WaitGroup
 		for range batch {
 			wg.Go(func() {
-				if err := recovered(fn); err != nil {
+				if err := worker.Recover(fn); err != nil {
 					errs <- err
 				}
 			})

@@ -30,28 +30,6 @@ func newIdle(t *testing.T) *Controller {
 	return c
 }
 
-func TestController_processNextWorkItem_panicRequeues(t *testing.T) {
-	c := newIdle(t)
-	c.syncHandler = func(context.Context, string) error { panic("boom") }
-	c.queue.Add("ns/rs")
-	if !c.processNextWorkItem(t.Context()) {
-		t.Fatal("worker stopped after a panic")
-	}
-	if n := c.queue.NumRequeues("ns/rs"); n != 1 {
-		t.Fatalf("requeues = %d, want 1: a panic is an error", n)
-	}
-}
-
-func TestController_processNextWorkItem_terminalNotRequeued(t *testing.T) {
-	c := newIdle(t)
-	c.syncHandler = func(context.Context, string) error { return terminal(errors.New("bad selector")) }
-	c.queue.Add("ns/rs")
-	c.processNextWorkItem(t.Context())
-	if n := c.queue.NumRequeues("ns/rs"); n != 0 || c.queue.Len() != 0 {
-		t.Fatalf("requeues = %d, len = %d; want a terminal error dropped", n, c.queue.Len())
-	}
-}
-
 func TestSlowStartBatch(t *testing.T) {
 	tests := []struct {
 		name      string
