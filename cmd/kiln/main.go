@@ -152,13 +152,14 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 		case <-gctx.Done():
 			return nil
 		}
+		apiURL := "https://" + clientAddr(api.Addr())
 		kubeconfig := filepath.Join(cfg.DataDir, "admin.kubeconfig")
-		if err := pki.WriteKubeconfig(kubeconfig, "https://"+clientAddr(api.Addr()), ca.CertPEM, "admin", token); err != nil {
+		if err := pki.WriteKubeconfig(kubeconfig, apiURL, ca.CertPEM, "admin", token); err != nil {
 			return err
 		}
 		log.Info("kiln ready", "api", "https://"+api.Addr(), "kubeconfig", kubeconfig)
 		if !cfg.Disabled(config.ComponentControllers) {
-			cm, err := newControllerManager(adminRESTConfig("https://"+clientAddr(api.Addr()), ca.CertPEM, token), cfg.ClusterCIDR, log)
+			cm, err := newControllerManager(adminRESTConfig(apiURL, ca.CertPEM, token), cfg.ClusterCIDR, log)
 			if err != nil {
 				return err
 			}
@@ -167,7 +168,7 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 		if cfg.Disabled(config.ComponentSync) || len(cfg.Sources) == 0 {
 			return nil
 		}
-		rec, hooks, err := newReconciler(cfg, "https://"+clientAddr(api.Addr()), ca.CertPEM, token, log)
+		rec, hooks, err := newReconciler(cfg, apiURL, ca.CertPEM, token, log)
 		if err != nil {
 			return err
 		}
