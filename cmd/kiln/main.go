@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/klog/v2"
 
 	"kiln.dev/kiln/components/apiserver"
 	"kiln.dev/kiln/components/apiserver/pki"
@@ -89,6 +90,9 @@ func newLogger(level string) *slog.Logger {
 // etcd.
 func runServer(ctx context.Context, cfg *config.Config) error {
 	log := newLogger(cfg.LogLevel)
+	// client-go logs through klog (leader election, reflectors); send it
+	// to the same structured log.
+	klog.SetSlogLogger(log.With("component", "client-go"))
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -143,9 +147,31 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 
+	// Shutdown order: 1. ctx is cancelled and the clients of the API stop
+	// (controllers release their Lease, sync and webhooks end); 2. the API
+	// server drains and stops; 3. the store closes its client and etcd.
+	// A failure of the store or the API server cancels everything at once.
+	baseCtx, stopBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBase()
+	apiCtx, stopAPI := context.WithCancel(baseCtx)
+	defer stopAPI()
+	base, baseCtx := errgroup.WithContext(baseCtx)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return st.Run(gctx) })
-	g.Go(func() error { return api.Run(gctx) })
+	base.Go(func() error { return st.Run(baseCtx) })
+	base.Go(func() error {
+		err := api.Run(apiCtx)
+		stopBase() // 3. the store follows the API server
+		return err
+	})
+	g.Go(func() error {
+		// A failed store or API server stops the clients too.
+		select {
+		case <-baseCtx.Done():
+			return errors.New("control plane stopped")
+		case <-gctx.Done():
+			return nil
+		}
+	})
 	g.Go(func() error {
 		select {
 		case <-api.Ready():
@@ -177,11 +203,16 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 		}
 		return rec.Run(gctx)
 	})
-	err = g.Wait()
-	if errors.Is(err, context.Canceled) {
-		return nil
+	clientsErr := g.Wait()
+	stopAPI() // 2.
+	baseErr := base.Wait()
+	if baseErr != nil {
+		return baseErr
 	}
-	return err
+	if clientsErr != nil && ctx.Err() == nil {
+		return clientsErr
+	}
+	return nil
 }
 
 // clientAddr turns a wildcard listen address into one clients can dial.
