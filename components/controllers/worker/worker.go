@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"sync"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -19,8 +20,8 @@ import (
 // or on a Terminal error, left alone while ctx is done (the next instance
 // syncs every key anyway), and otherwise requeued with q's rate limit. A
 // panic in syncFn is recovered and treated as an error. Errors are logged
-// to log, which must not be nil: Terminal ones at Error, the rest at
-// Warn.
+// to log, which must not be nil: Terminal ones at Error, write conflicts
+// at Debug, the rest at Warn.
 func Run(ctx context.Context, q workqueue.TypedRateLimitingInterface[string], workers int,
 	syncFn func(ctx context.Context, key string) error, log *slog.Logger) {
 	var wg sync.WaitGroup
@@ -53,6 +54,11 @@ func processNextWorkItem(ctx context.Context, q workqueue.TypedRateLimitingInter
 	case IsTerminal(err):
 		q.Forget(key)
 		log.Error("sync failed, not retrying", logKeyObject, key, logKeyError, err)
+	case apierrors.IsConflict(err):
+		// A write raced with another (often the controller's own cached
+		// view lagging its last write): an ordinary retry, not a problem.
+		q.AddRateLimited(key)
+		log.Debug("sync conflicted, retrying", logKeyObject, key, logKeyError, err)
 	default:
 		q.AddRateLimited(key)
 		log.Warn("sync failed, retrying", logKeyObject, key, logKeyError, err)
