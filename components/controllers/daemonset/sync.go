@@ -276,7 +276,7 @@ func (c *Controller) syncNodes(ctx context.Context, key string, ds *appsv1.Daemo
 		})
 	}
 	next := 0
-	created, err := slowStartBatch(ctx, len(create), SlowStartInitialBatchSize, func() error {
+	created, err := worker.SlowStartBatch(ctx, len(create), SlowStartInitialBatchSize, func() error {
 		mu.Lock()
 		node := create[next]
 		next++
@@ -292,34 +292,6 @@ func (c *Controller) syncNodes(ctx context.Context, key string, ds *appsv1.Daemo
 		errs = append(errs, fmt.Errorf("create pods: created %d of %d: %w", created, len(create), err))
 	}
 	return errors.Join(errs...)
-}
-
-// slowStartBatch calls fn count times, in concurrent batches of 1, 2, 4,
-// ... (from initial). A batch with any failure ends it after that batch;
-// so does ctx ending. It returns how many calls succeeded and the first
-// error.
-func slowStartBatch(ctx context.Context, count, initial int, fn func() error) (int, error) {
-	done := 0
-	for batch := min(count, initial); batch > 0; batch = min(2*batch, count-done) {
-		if err := ctx.Err(); err != nil {
-			return done, err
-		}
-		errs := make(chan error, batch)
-		var wg sync.WaitGroup
-		for range batch {
-			wg.Go(func() {
-				if err := worker.Recover(fn); err != nil {
-					errs <- err
-				}
-			})
-		}
-		wg.Wait()
-		done += batch - len(errs)
-		if len(errs) > 0 {
-			return done, <-errs
-		}
-	}
-	return done, nil
 }
 
 // writeContext is for Pod writes. It is detached from ctx so that a write

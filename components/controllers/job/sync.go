@@ -170,7 +170,7 @@ func (c *Controller) manageActive(ctx context.Context, key string, job *batchv1.
 	case diff > 0:
 		diff = min(diff, BurstPods)
 		c.exp.ExpectCreations(key, diff)
-		created, err := slowStartBatch(ctx, diff, SlowStartInitialBatchSize, func() error { return c.createPod(ctx, job) })
+		created, err := worker.SlowStartBatch(ctx, diff, SlowStartInitialBatchSize, func() error { return c.createPod(ctx, job) })
 		if skipped := diff - created; skipped > 0 {
 			// Those the watch will never show.
 			c.exp.CreationsObserved(key, skipped)
@@ -281,33 +281,6 @@ func podReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-// slowStartBatch calls fn count times, in batches of initial, 2*initial,
-// ... run concurrently, and stops after the first batch with an error. It
-// returns how many calls succeeded.
-func slowStartBatch(ctx context.Context, count, initial int, fn func() error) (int, error) {
-	done := 0
-	for batch := min(count, initial); batch > 0; batch = min(2*batch, count-done) {
-		if err := ctx.Err(); err != nil {
-			return done, err
-		}
-		errs := make(chan error, batch)
-		var wg sync.WaitGroup
-		for range batch {
-			wg.Go(func() {
-				if err := worker.Recover(fn); err != nil {
-					errs <- err
-				}
-			})
-		}
-		wg.Wait()
-		done += batch - len(errs)
-		if len(errs) > 0 {
-			return done, <-errs
-		}
-	}
-	return done, nil
 }
 
 // writeContext is for writes. It is detached from ctx so that a write is

@@ -117,7 +117,7 @@ func (c *Controller) manageReplicas(ctx context.Context, key string, rs *appsv1.
 	case diff < 0:
 		n := min(-diff, BurstReplicas)
 		c.exp.ExpectCreations(key, n)
-		created, err := slowStartBatch(ctx, n, SlowStartInitialBatchSize, func() error { return c.createPod(ctx, rs) })
+		created, err := worker.SlowStartBatch(ctx, n, SlowStartInitialBatchSize, func() error { return c.createPod(ctx, rs) })
 		if skipped := n - created; skipped > 0 {
 			// Failed or never attempted: the watch will not show these.
 			c.exp.CreationsObserved(key, skipped)
@@ -156,34 +156,6 @@ func (c *Controller) manageReplicas(ctx context.Context, key string, rs *appsv1.
 		}
 	}
 	return nil
-}
-
-// slowStartBatch calls fn count times, in concurrent batches of 1, 2, 4,
-// ... (from initial). A batch with any failure ends it after that batch;
-// so does ctx ending. It returns how many calls succeeded and the first
-// error.
-func slowStartBatch(ctx context.Context, count, initial int, fn func() error) (int, error) {
-	done := 0
-	for batch := min(count, initial); batch > 0; batch = min(2*batch, count-done) {
-		if err := ctx.Err(); err != nil {
-			return done, err
-		}
-		errs := make(chan error, batch)
-		var wg sync.WaitGroup
-		for range batch {
-			wg.Go(func() {
-				if err := worker.Recover(fn); err != nil {
-					errs <- err
-				}
-			})
-		}
-		wg.Wait()
-		done += batch - len(errs)
-		if len(errs) > 0 {
-			return done, <-errs
-		}
-	}
-	return done, nil
 }
 
 // writeContext is for Pod writes. It is detached from ctx so that a write
