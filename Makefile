@@ -5,8 +5,12 @@ BIN        := bin/kiln
 DATA_DIR   ?= $(CURDIR)/.data
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    := -X main.version=$(VERSION)
-# Debian packages the tests and the appliance use.
-APT_PKGS   := git ca-certificates
+# Debian packages the tests and the appliance use: git for sources,
+# containerd, runc and the CNI plugins for the kubelet, iptables and
+# iproute2 for the proxy and pod networks, chromium for the dashboard's
+# browser tests.
+APT_PKGS   := git ca-certificates containerd runc containernetworking-plugins \
+              iptables iproute2 chromium chromium-driver fonts-dejavu-core
 
 .PHONY: build run test bench deps fmt vet clean
 
@@ -31,7 +35,11 @@ bench: deps
 	@$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./... | grep '^BENCH'
 
 deps:
-	@if ! command -v git >/dev/null 2>&1; then apt-get update -qq && apt-get install -y -qq $(APT_PKGS); fi
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 	@command -v kubectl >/dev/null 2>&1 || echo "warning: kubectl not found; the kubectl e2e tests need it"
 	$(GO) mod download
 
