@@ -23,6 +23,8 @@ const (
 	DefaultClusterDNS = "10.43.0.10"
 	// DefaultNodePortRange is the inclusive range NodePorts are allocated from.
 	DefaultNodePortRange = "30000-32767"
+	// DefaultKubeletPort is where the kubelet serves logs, on NodeIP.
+	DefaultKubeletPort = 10250
 	// DefaultLogLevel is the slog level name used when LogLevel is empty.
 	DefaultLogLevel = "info"
 
@@ -114,6 +116,17 @@ type Config struct {
 	// NodeName is this node's name; default the lower-cased os.Hostname().
 	// Flag --node-name.
 	NodeName string `json:"nodeName,omitempty"`
+	// NodeIP is this node's address: the Node's InternalIP, where the
+	// kubelet listens and NodePorts answer. Default: the IPv4 address of
+	// the interface with the default route, else 127.0.0.1. Flag --node-ip.
+	NodeIP string `json:"nodeIP,omitempty"`
+	// KubeletPort is the kubelet's HTTPS port on NodeIP; default
+	// DefaultKubeletPort. Flag --kubelet-port.
+	KubeletPort int `json:"kubeletPort,omitempty"`
+	// ContainerRuntimeEndpoint is the socket of an existing containerd;
+	// empty means kiln runs its own under DATA_DIR/containerd, as k3s
+	// does. Flag --container-runtime-endpoint.
+	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint,omitempty"`
 	// LogLevel is debug, info, warn or error; default DefaultLogLevel.
 	// Flag --log-level.
 	LogLevel string `json:"logLevel,omitempty"`

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net"
 	"os"
 	"strings"
 )
@@ -19,6 +20,10 @@ func (c *Config) SetDefaults() {
 	setString(&c.ClusterDNS, DefaultClusterDNS)
 	setString(&c.NodePortRange, DefaultNodePortRange)
 	setString(&c.LogLevel, DefaultLogLevel)
+	setString(&c.NodeIP, defaultNodeIP())
+	if c.KubeletPort == 0 {
+		c.KubeletPort = DefaultKubeletPort
+	}
 	if c.NodeName == "" {
 		if h, err := os.Hostname(); err == nil {
 			c.NodeName = strings.ToLower(h)
@@ -66,4 +71,19 @@ func setString(p *string, def string) {
 	if *p == "" {
 		*p = def
 	}
+}
+
+// defaultNodeIP is the local address the kernel picks for the default
+// route. Connecting a UDP socket sends nothing; it only asks for a route.
+// Without one (an offline machine) the node is 127.0.0.1.
+func defaultNodeIP() string {
+	c, err := net.Dial("udp4", "192.0.2.255:9")
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer c.Close()
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && !a.IP.IsUnspecified() {
+		return a.IP.String()
+	}
+	return "127.0.0.1"
 }

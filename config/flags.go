@@ -21,6 +21,9 @@ const (
 	flagSource            = "source"
 	flagNodeName          = "node-name"
 	flagLogLevel          = "log-level"
+	flagNodeIP            = "node-ip"
+	flagKubeletPort       = "kubelet-port"
+	flagRuntimeEndpoint   = "container-runtime-endpoint"
 	flagDatastoreEndpoint = "datastore-endpoint"
 	flagDatastoreCAFile   = "datastore-cafile"
 	flagDatastoreCertFile = "datastore-certfile"
@@ -36,6 +39,8 @@ type Flags struct {
 	dataDir, apiListen, dashboardListen  string
 	clusterCIDR, serviceCIDR, clusterDNS string
 	nodePortRange, nodeName, logLevel    string
+	nodeIP, runtimeEndpoint              string
+	kubeletPort                          int
 	disable, sources, endpoints          []string
 	caFile, certFile, keyFile            string
 	compactInterval, compactMinAge       time.Duration
@@ -71,6 +76,13 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) *Flags {
 	// StringArray, not StringSlice: a URL may contain a comma.
 	fs.StringArrayVar(&f.sources, flagSource, nil, "dir:PATH or git:URL[#REF][//SUBPATH]; repeatable; replaces the config file's sources")
 	fs.StringVar(&f.nodeName, flagNodeName, c.NodeName, "node name (default the host name)")
+	fs.StringVar(&f.nodeIP, flagNodeIP, c.NodeIP, "node IPv4 address (default the address of the default route)")
+	kubeletPort := c.KubeletPort
+	if kubeletPort == 0 {
+		kubeletPort = DefaultKubeletPort
+	}
+	fs.IntVar(&f.kubeletPort, flagKubeletPort, kubeletPort, "kubelet HTTPS port on the node IP")
+	fs.StringVar(&f.runtimeEndpoint, flagRuntimeEndpoint, c.ContainerRuntimeEndpoint, "socket of an existing containerd (default: run one under the data dir)")
 	fs.StringVar(&f.logLevel, flagLogLevel, or(c.LogLevel, DefaultLogLevel), "log level: debug, info, warn or error")
 	fs.StringSliceVar(&f.endpoints, flagDatastoreEndpoint, c.Datastore.Endpoints, "external etcd client URLs, comma separated (default the embedded etcd)")
 	fs.StringVar(&f.caFile, flagDatastoreCAFile, c.Datastore.CAFile, "CA file for the external etcd")
@@ -106,6 +118,8 @@ func (f *Flags) Apply(fs *pflag.FlagSet, c *Config) error {
 		{flagNodePortRange, &c.NodePortRange, f.nodePortRange},
 		{flagNodeName, &c.NodeName, f.nodeName},
 		{flagLogLevel, &c.LogLevel, f.logLevel},
+		{flagNodeIP, &c.NodeIP, f.nodeIP},
+		{flagRuntimeEndpoint, &c.ContainerRuntimeEndpoint, f.runtimeEndpoint},
 		{flagDatastoreCAFile, &c.Datastore.CAFile, f.caFile},
 		{flagDatastoreCertFile, &c.Datastore.CertFile, f.certFile},
 		{flagDatastoreKeyFile, &c.Datastore.KeyFile, f.keyFile},
@@ -114,6 +128,9 @@ func (f *Flags) Apply(fs *pflag.FlagSet, c *Config) error {
 		if fs.Changed(s.name) {
 			*s.dst = s.v
 		}
+	}
+	if fs.Changed(flagKubeletPort) {
+		c.KubeletPort = f.kubeletPort
 	}
 	if fs.Changed(flagDisable) {
 		c.Disable = splitList(f.disable)

@@ -101,8 +101,9 @@ func TestLoad_example(t *testing.T) {
 		t.Fatalf("Validate: %v", err)
 	}
 	// Everything the file sets is the default, so defaulting changes only
-	// what the file leaves empty (nodeName).
+	// what the file leaves empty (nodeName, nodeIP).
 	loaded.NodeName = c.NodeName
+	loaded.NodeIP = c.NodeIP
 	if !reflect.DeepEqual(&loaded, c) {
 		t.Errorf("example does not show the defaults:\nfile:      %+v\ndefaulted: %+v", loaded, *c)
 	}

@@ -88,6 +88,12 @@ func (c *Config) Validate() error {
 			add("clusterDNS", "%s is the broadcast address of serviceCIDR %s", dns, serviceCIDR)
 		}
 	}
+	if ip, err := netip.ParseAddr(c.NodeIP); err != nil || !ip.Is4() {
+		add("nodeIP", "invalid IPv4 address %q", c.NodeIP)
+	}
+	if c.KubeletPort < 1 || c.KubeletPort > 65535 {
+		add("kubeletPort", "%d is not a port (1-65535)", c.KubeletPort)
+	}
 	if err := validatePortRange(c.NodePortRange); err != nil {
 		add("nodePortRange", "%w", err)
 	}

@@ -296,14 +296,22 @@ func (s *hostileSource) assertSyncRecord(t *testing.T, src reconcile.Source, wan
 	return r
 }
 
-// assertNoRecord checks that a failed fetch (which has no revision) left
-// the sync history alone.
-func (s *hostileSource) assertNoRecord(t *testing.T, src reconcile.Source) {
+// assertFetchRecord checks that a failed fetch (which has no revision)
+// added one record above the good history, naming the error and the file
+// (empty when the failure is not about one file).
+func (s *hostileSource) assertFetchRecord(t *testing.T, src reconcile.Source, want, file string) {
 	t.Helper()
-	if !slices.EqualFunc(src.Status.History, s.good.Status.History, func(a, b reconcile.SyncRecord) bool {
+	h := src.Status.History
+	if len(h) != len(s.good.Status.History)+1 {
+		t.Fatalf("history has %d records, want %d: %+v", len(h), len(s.good.Status.History)+1, h)
+	}
+	if r := h[0]; r.Revision != "" || !strings.Contains(r.Error, want) || r.File != file {
+		t.Errorf("fetch record = %+v, want no revision, an error with %q and file %q", r, want, file)
+	}
+	if !slices.EqualFunc(h[1:], s.good.Status.History, func(a, b reconcile.SyncRecord) bool {
 		return a.Revision == b.Revision && a.Error == b.Error && a.Start.Equal(&b.Start)
 	}) {
-		t.Errorf("history changed by a failed fetch: %+v", src.Status.History)
+		t.Errorf("older history changed by a failed fetch: %+v", h)
 	}
 	if src.Status.LastAttemptedRevision != s.good.Status.LastAttemptedRevision {
 		t.Errorf("LastAttemptedRevision = %s, want %s", src.Status.LastAttemptedRevision, s.good.Status.LastAttemptedRevision)
@@ -586,7 +594,7 @@ func TestHostile_appliesNothingDeletesNothing(t *testing.T) {
 					t.Errorf("refusing took %d ms, want at most %d", r.DurationMS, tc.maxMS)
 				}
 			} else {
-				s.assertNoRecord(t, src)
+				s.assertFetchRecord(t, src, tc.want[len(tc.want)-1], tc.want[0])
 			}
 			s.waitEvent(t, tc.reason)
 			if tc.absent != "" && strings.Contains(s.sourceJSON(t), tc.absent) {
@@ -623,7 +631,7 @@ func TestHostile_rootDeletedAndRecreated(t *testing.T) {
 	src := s.waitFailed(t, "FetchFailed", "root directory unavailable", s.root)
 	t.Logf("Ready=False: %s", meta.FindStatusCondition(src.Status.Conditions, reconcile.ConditionReady).Message)
 	s.assertUntouched(t, src)
-	s.assertNoRecord(t, src)
+	s.assertFetchRecord(t, src, "root directory unavailable", "")
 	s.waitEvent(t, "FetchFailed")
 
 	// The root comes back with the good files: the same revision, applied
@@ -640,7 +648,7 @@ func TestHostile_rootDeletedAndRecreated(t *testing.T) {
 		}
 		return ""
 	})
-	if r := src.Status.History[0]; len(src.Status.History) != 2 || r.Unchanged != 5 || r.Created+r.Configured+r.Pruned != 0 || r.Error != "" {
+	if r := src.Status.History[0]; len(src.Status.History) != 3 || r.Unchanged != 5 || r.Created+r.Configured+r.Pruned != 0 || r.Error != "" {
 		t.Errorf("history after the root came back: %+v", src.Status.History)
 	}
 	s.assertUntouched(t, src)

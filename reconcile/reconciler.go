@@ -24,6 +24,8 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"kiln.dev/kiln/sources"
+	"kiln.dev/kiln/sources/dir"
+	"kiln.dev/kiln/sources/git"
 )
 
 // How often health is re-judged from the informer caches (no API calls).
@@ -283,7 +285,16 @@ func commitOf(snap *sources.Snapshot) *Commit {
 
 func (l *sourceLoop) fetchFailed(ctx context.Context, err error) {
 	l.log.Warn("fetch failed", "err", err)
+	rec := SyncRecord{Start: metav1.Now(), Error: err.Error(), File: fetchErrorFile(err)}
 	l.writeStatus(ctx, func(st *SourceStatus, gen int64) {
+		// A source that keeps failing the same way (a git server down, polled
+		// every interval) is one record, not a history of identical ones.
+		if len(st.History) == 0 || st.History[0].Revision != "" || st.History[0].Error != rec.Error {
+			st.History = append([]SyncRecord{rec}, st.History...)
+			if len(st.History) > MaxHistory {
+				st.History = st.History[:MaxHistory]
+			}
+		}
 		setCondition(st, ConditionReady, false, "FetchFailed", err.Error(), gen)
 		setCondition(st, ConditionStalled, true, "FetchFailed", "the last good revision stays applied: "+st.LastAppliedRevision, gen)
 	})
@@ -376,4 +387,18 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// fetchErrorFile is the file a fetch failed on (a symlink out of the
+// repo, an oversized file), or "" when the failure is not about one file.
+func fetchErrorFile(err error) string {
+	var de *dir.FileError
+	if errors.As(err, &de) {
+		return de.Path
+	}
+	var ge *git.FileError
+	if errors.As(err, &ge) {
+		return ge.Path
+	}
+	return ""
 }

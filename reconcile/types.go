@@ -99,6 +99,7 @@ type InventoryEntry struct {
 
 // SyncRecord is one sync in the history.
 type SyncRecord struct {
+	// Revision is empty for a fetch that failed before a revision was read.
 	Revision   string      `json:"revision"`
 	Start      metav1.Time `json:"start"`
 	DurationMS int64       `json:"durationMs"`
