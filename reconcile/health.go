@@ -22,6 +22,14 @@ type Health struct {
 // endpointsFunc reports whether a Service has a ready endpoint.
 type endpointsFunc func(namespace, service string) bool
 
+// Assess judges one object by the rules of the Source's Healthy
+// condition; endpoints, if not nil, reports whether a Service has a ready
+// endpoint. It is exported so that the dashboard counts health the same
+// way.
+func Assess(u *unstructured.Unstructured, endpoints func(namespace, service string) bool) Health {
+	return assess(u, endpoints)
+}
+
 // assess judges an object from its own status, as kubectl rollout status
 // and Argo CD's health checks do. Kinds without a notion of health are
 // healthy once they exist.

@@ -12,6 +12,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -32,6 +33,11 @@ type Options struct {
 	Store store.Config
 	// ExtraTokens adds users besides the admin.
 	ExtraTokens map[string]apiserver.User
+	// KubeletClient is passed to the API server to reach kubelets for
+	// pods/log. It must send a token the kubelets accept and trust their
+	// serving certificates; create the CA (pki.EnsureCA(DataDir/tls)) and
+	// admin token (pki.EnsureToken(DataDir/admin.token)) first to build it.
+	KubeletClient *http.Client
 }
 
 // Env is a running control plane.
@@ -88,7 +94,7 @@ func Start(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := apiserver.New(apiserver.Config{Store: st, Listener: ln, TLS: &cert, Tokens: tokens, Logger: log})
+	srv, err := apiserver.New(apiserver.Config{Store: st, Listener: ln, TLS: &cert, Tokens: tokens, KubeletClient: opts.KubeletClient, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
