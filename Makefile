@@ -12,15 +12,21 @@ LDFLAGS    := -X main.version=$(VERSION)
 APT_PKGS   := git ca-certificates containerd runc containernetworking-plugins \
               iptables iproute2 chromium chromium-driver fonts-dejavu-core
 
-.PHONY: build run test bench deps fmt vet clean
+.PHONY: build images run test bench deps fmt vet clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kiln
 
+# images builds the demo image of examples-repo (a static Go HTTP server)
+# into an archive in the data dir's images/, which kiln imports at start:
+# no registry needed.
+images:
+	$(GO) run ./components/internal/imagebuild/build-demo-web -o $(DATA_DIR)/images/demo-web.tar
+
 # run starts kiln with its data in $(DATA_DIR), syncing examples-repo/ in
 # directory mode; kubectl then works with
 # KUBECONFIG=$(DATA_DIR)/admin.kubeconfig.
-run: deps build
+run: deps build images
 	$(BIN) server --data-dir $(DATA_DIR) --source dir:$(CURDIR)/examples-repo
 
 # test runs every test with the race detector. With KILN_E2E=require (CI)

@@ -1,0 +1,238 @@
+package containerd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/cio"
+	"github.com/containerd/fifo"
+)
+
+// maxLogLine is the longest log line written whole; longer lines are
+// split into partial ("P") entries of this size, as CRI runtimes do.
+const maxLogLine = 16 * 1024
+
+// logRelay copies a container's stdout and stderr FIFOs into its log file
+// in the CRI format. It runs in kiln, not in the shim: the shim writes the
+// FIFOs, and keeps its own read end open so that a container does not get
+// EPIPE while kiln is down; its output then waits in the pipe until a
+// restarted kiln attaches a new relay to the same FIFOs.
+type logRelay struct {
+	done    chan struct{} // closed when both streams ended and the file is closed
+	streams []io.Closer
+}
+
+// wait waits up to d for the relay to drain, and reports whether it did.
+func (l *logRelay) wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-l.done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// close stops reading (the rest stays in the pipe for a later relay).
+func (l *logRelay) close() {
+	for _, s := range l.streams {
+		s.Close()
+	}
+}
+
+// fifoPaths are the FIFOs of container id's task.
+func (r *Runtime) fifoPaths(id string) cio.Config {
+	dir := filepath.Join(r.p.io, id)
+	return cio.Config{Stdout: filepath.Join(dir, "stdout"), Stderr: filepath.Join(dir, "stderr")}
+}
+
+// startRelay opens (creating if needed) the FIFOs of fc and relays them
+// to logPath until the writers close them or Run's context ends. An
+// existing live relay of id is returned instead. openTimeout > 0 bounds
+// the wait for a writer: a task found already stopped may have no writer
+// left.
+func (r *Runtime) startRelay(id, logPath string, fc cio.Config, openTimeout time.Duration) (*logRelay, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.runCtx == nil || r.runCtx.Err() != nil {
+		return nil, ErrNotReady
+	}
+	if l := r.relays[id]; l != nil {
+		select {
+		case <-l.done:
+		default:
+			return l, nil
+		}
+	}
+	base := r.runCtx
+	openCtx, cancelOpen := base, context.CancelFunc(func() {})
+	if openTimeout > 0 {
+		openCtx, cancelOpen = context.WithTimeout(base, openTimeout)
+	}
+	var out *os.File
+	if logPath != "" {
+		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+			cancelOpen()
+			return nil, err
+		}
+		f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			cancelOpen()
+			return nil, err
+		}
+		out = f
+	}
+	w := &criWriter{f: out}
+	l := &logRelay{done: make(chan struct{})}
+	type stream struct {
+		name string
+		rc   io.ReadCloser
+	}
+	var streams []stream
+	fail := func(err error) (*logRelay, error) {
+		for _, s := range streams {
+			s.rc.Close()
+		}
+		if out != nil {
+			out.Close()
+		}
+		cancelOpen()
+		return nil, err
+	}
+	for _, s := range []struct{ name, path string }{{"stdout", fc.Stdout}, {"stderr", fc.Stderr}} {
+		if s.path == "" {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+			return fail(err)
+		}
+		// O_NONBLOCK here means "do not block this call": the open
+		// completes in the background once the shim opens the write end.
+		rc, err := fifo.OpenFifo(openCtx, s.path, syscall.O_RDONLY|syscall.O_CREAT|syscall.O_NONBLOCK, 0o700)
+		if err != nil {
+			return fail(err)
+		}
+		streams = append(streams, stream{s.name, rc})
+		l.streams = append(l.streams, rc)
+	}
+	stop := context.AfterFunc(base, l.close)
+	r.relays[id] = l
+	r.relayWG.Add(1)
+	go func() {
+		defer r.relayWG.Done()
+		var wg sync.WaitGroup
+		for _, s := range streams {
+			wg.Go(func() { copyLines(s.name, s.rc, w) })
+		}
+		wg.Wait()
+		stop()
+		cancelOpen()
+		l.close()
+		if out != nil {
+			out.Close()
+		}
+		close(l.done)
+	}()
+	return l, nil
+}
+
+// finishRelay waits (bounded) for container id's relay to drain, then
+// forgets it and removes its FIFOs.
+func (r *Runtime) finishRelay(id string, drain time.Duration) {
+	r.mu.Lock()
+	l := r.relays[id]
+	r.mu.Unlock()
+	if l != nil {
+		if !l.wait(drain) {
+			l.close()
+			<-l.done
+		}
+		r.mu.Lock()
+		if r.relays[id] == l {
+			delete(r.relays, id)
+		}
+		r.mu.Unlock()
+	}
+	_ = os.RemoveAll(filepath.Join(r.p.io, id))
+}
+
+// drainRelay waits up to d for id's relay to reach the end of its output.
+func (r *Runtime) drainRelay(id string, d time.Duration) {
+	r.mu.Lock()
+	l := r.relays[id]
+	r.mu.Unlock()
+	if l != nil {
+		l.wait(d)
+	}
+}
+
+// copyLines writes each line of rc as one CRI log entry: complete lines
+// as "F", pieces of over-long lines as "P". Output that ends without a
+// newline is a full last line; a line cut short because kiln stops is
+// partial, and its rest follows from the next relay.
+func copyLines(stream string, rc io.Reader, w *criWriter) {
+	br := bufio.NewReaderSize(rc, maxLogLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		switch {
+		case err == nil:
+			w.write(stream, 'F', line[:len(line)-1])
+		case errors.Is(err, bufio.ErrBufferFull):
+			w.write(stream, 'P', line)
+		default:
+			if len(line) > 0 {
+				tag := byte('P')
+				if errors.Is(err, io.EOF) {
+					tag = 'F'
+				}
+				w.write(stream, tag, line)
+			}
+			return
+		}
+	}
+}
+
+// criWriter appends CRI log entries to one file; stdout and stderr share
+// it, so entries are written whole under a lock.
+type criWriter struct {
+	mu  sync.Mutex
+	f   *os.File // nil: discard
+	buf []byte
+}
+
+func (w *criWriter) write(stream string, tag byte, text []byte) {
+	if w.f == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b := time.Now().UTC().AppendFormat(w.buf[:0], time.RFC3339Nano)
+	b = append(b, ' ')
+	b = append(b, stream...)
+	b = append(b, ' ', tag, ' ')
+	b = append(b, text...)
+	b = append(b, '\n')
+	w.buf = b
+	// A failed write (disk full) loses the line; the relay keeps reading
+	// so the container never blocks on its output.
+	_, _ = w.f.Write(b)
+}
+
+// relayIO is the cio.IO handed to containerd for a task: it only names
+// the FIFOs. The relay is owned by the Runtime, not by containerd's task
+// object, so that it outlives a containerd restart and kiln decides when
+// it ends.
+type relayIO struct{ cfg cio.Config }
+
+func (x relayIO) Config() cio.Config { return x.cfg }
+func (relayIO) Cancel()              {}
+func (relayIO) Wait()                {}
+func (relayIO) Close() error         { return nil }
