@@ -95,7 +95,9 @@ func (m *Manager) Leading() <-chan struct{} { return m.leading }
 
 // Run campaigns for the Lease and, while leading, runs every controller.
 // Losing the Lease stops them and returns an error (the process restarts
-// rather than risk two leaders); ctx done returns nil.
+// rather than risk two leaders); ctx done returns nil. The Lease is
+// released only after every controller has returned, so a successor never
+// runs beside writes of this one still in flight (a scheduler's binds).
 func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Lock()
 	if m.started {
@@ -110,7 +112,14 @@ func (m *Manager) Run(ctx context.Context) error {
 		Client:     m.cfg.Client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: m.cfg.Identity},
 	}
-	var runErr error
+	// The elector runs on its own context: cancelling it releases the
+	// Lease (ReleaseOnCancel), which must wait for the controllers.
+	leCtx, stopLE := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLE()
+	// client-go starts OnStartedLeading in a goroutine it does not wait
+	// for; the callback only hands the leading context over, and the
+	// controllers run here.
+	leadCh := make(chan context.Context, 1)
 	lost := false
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
@@ -120,11 +129,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		ReleaseOnCancel: true,
 		Name:            m.cfg.LeaseName,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(lctx context.Context) {
-				close(m.leading)
-				m.log.Info("leading", "identity", m.cfg.Identity)
-				runErr = m.runControllers(lctx)
-			},
+			OnStartedLeading: func(lctx context.Context) { leadCh <- lctx },
 			OnStoppedLeading: func() {
 				if ctx.Err() == nil {
 					lost = true
@@ -135,7 +140,28 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("controllers: leader election: %w", err)
 	}
-	le.Run(ctx)
+	leDone := make(chan struct{})
+	go func() {
+		defer close(leDone)
+		le.Run(leCtx)
+	}()
+	var runErr error
+	select {
+	case lctx := <-leadCh:
+		close(m.leading)
+		m.log.Info("leading", "identity", m.cfg.Identity)
+		// The controllers stop when ctx is done or the Lease is lost
+		// (lctx); only then is the Lease released.
+		cctx, cancel := context.WithCancel(lctx)
+		stop := context.AfterFunc(ctx, cancel)
+		runErr = m.runControllers(cctx)
+		stop()
+		cancel()
+	case <-ctx.Done():
+	case <-leDone:
+	}
+	stopLE()
+	<-leDone
 	if runErr != nil {
 		return runErr
 	}
