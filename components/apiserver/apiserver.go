@@ -64,7 +64,7 @@ func New(cfg Config) (*Server, error) {
 	for _, r := range s.catalog.All() {
 		s.byGVR[gvrKey{r.Group, r.Version, r.Name}] = newResource(r)
 	}
-	s.handler = s.routes()
+	s.handler = s.instrument(s.routes())
 	return s, nil
 }
 

@@ -52,7 +52,7 @@ func (s *Server) ensure(ctx context.Context, res *resource, obj runtime.Object) 
 	if _, err := s.store.Get(ctx, res.key(m.GetNamespace(), m.GetName())); err == nil {
 		return nil
 	}
-	_, err := s.create(ctx, res, obj, false)
+	_, _, err := s.create(ctx, res, obj, false)
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("apiserver: create %s %s: %w", res.Kind, m.GetName(), err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -28,12 +30,17 @@ const (
 )
 
 // codecs decodes protobuf bodies (kubectl create and client-go's typed
-// writes send them); every response is JSON.
+// writes send them).
 var codecs = serializer.NewCodecFactory(clientgoscheme.Scheme)
+
+// protobufSerializer encodes the object a write returns for clients that
+// prefer protobuf, as client-go's typed clients do by default; every other
+// response is JSON.
+var protobufSerializer = protobuf.NewSerializer(clientgoscheme.Scheme, clientgoscheme.Scheme)
 
 // readBody reads at most maxBodyBytes.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, maxBodyBytes), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -42,6 +49,29 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, badRequest("read request body: %v", err)
 	}
 	return body, nil
+}
+
+// readAll is io.ReadAll into a buffer sized from the declared length, so
+// that a body is read without growing and copying the buffer; one byte more
+// than declared lets it see EOF without growing.
+func readAll(rd io.Reader, size int64) ([]byte, error) {
+	if size <= 0 || size > maxBodyBytes {
+		return io.ReadAll(rd)
+	}
+	b := make([]byte, 0, size+1)
+	for {
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 func contentType(r *http.Request) string {
@@ -223,6 +253,82 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 		b = []byte(`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"encode response","reason":"InternalError","code":500}`)
 	}
 	writeRaw(w, code, mimeJSON, b)
+}
+
+// storedObject is an object's JSON as written to the store (without
+// resourceVersion) and the revision it was written at.
+type storedObject struct {
+	data []byte
+	rev  int64
+}
+
+// writeObject answers a write with the object written: in protobuf when the
+// client prefers it and the kind has a protobuf form, else in JSON. stored,
+// when set, is the object as just written, whose JSON is then sent with
+// the resourceVersion spliced in rather than encoded again.
+//
+// Reads answer JSON whatever the client prefers: they serve the stored
+// JSON without decoding it, which costs less than a protobuf encoding, and
+// JSON is in every client's Accept.
+func writeObject(w http.ResponseWriter, r *http.Request, code int, obj runtime.Object, stored *storedObject) {
+	if wantsProtobuf(r) {
+		var out bytesWriter
+		if err := protobufSerializer.EncodeWithAllocator(obj, &out, &runtime.SimpleAllocator{}); err == nil {
+			writeRaw(w, code, mimeProtobuf, out.b)
+			return
+		}
+		// Kinds without a protobuf form (unstructured ones) answer JSON,
+		// which the client accepts too.
+	}
+	if stored != nil {
+		writeRaw(w, code, mimeJSON, withResourceVersion(stored.data, stored.rev))
+		return
+	}
+	writeJSON(w, code, obj)
+}
+
+// bytesWriter keeps the one slice the protobuf serializer writes; the
+// serializer allocates it for this call, so it is not copied.
+type bytesWriter struct{ b []byte }
+
+func (bw *bytesWriter) Write(p []byte) (int, error) {
+	if bw.b == nil {
+		bw.b = p
+	} else {
+		bw.b = append(bw.b, p...)
+	}
+	return len(p), nil
+}
+
+// wantsProtobuf reports whether the Accept header ranks protobuf above
+// JSON, as client-go's "application/vnd.kubernetes.protobuf,
+// application/json" does. Clauses asking for another shape (as=Table, a
+// watch stream) do not count.
+func wantsProtobuf(r *http.Request) bool {
+	accept := r.Header.Get("Accept")
+	if !strings.Contains(accept, mimeProtobuf) {
+		return false
+	}
+	best, bestQ := "", 0.0
+	for clause := range strings.SplitSeq(accept, ",") {
+		mt, params, err := mime.ParseMediaType(clause)
+		if err != nil || params["as"] != "" || params["stream"] != "" {
+			continue
+		}
+		q := 1.0
+		if v, ok := params["q"]; ok {
+			if q, err = strconv.ParseFloat(v, 64); err != nil {
+				continue
+			}
+		}
+		switch mt {
+		case mimeProtobuf, mimeJSON, "*/*", "application/*":
+			if q > bestQ {
+				best, bestQ = mt, q
+			}
+		}
+	}
+	return best == mimeProtobuf
 }
 
 func writeRaw(w http.ResponseWriter, code int, ct string, b []byte) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"kiln.dev/kiln/components/store"
 )
 
@@ -57,6 +59,9 @@ type Config struct {
 	EventTTL time.Duration
 	// KubeletClient reaches kubelets for pods/log; nil answers 503.
 	KubeletClient *http.Client
+	// Metrics, when set, gets kiln_apiserver_request_duration_seconds
+	// (metrics.go); nil means no metrics.
+	Metrics prometheus.Registerer
 	// Logger receives lifecycle messages; nil means slog.Default().
 	Logger *slog.Logger
 }

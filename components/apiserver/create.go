@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"errors"
+	"iter"
 	"net/http"
 
 	corev1 "k8s.io/api/core/v1"
@@ -44,13 +45,13 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, res *resou
 		writeError(w, err)
 		return
 	}
-	out, err := s.create(r.Context(), res, obj, dry)
+	out, stored, err := s.create(r.Context(), res, obj, dry)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	addWarnings(w, warnings)
-	writeJSON(w, http.StatusCreated, out)
+	writeObject(w, r, http.StatusCreated, out, stored)
 }
 
 // checkNamespace fills in the request's namespace and refuses a body that
@@ -72,12 +73,12 @@ func checkNamespace(res *resource, m metav1.Object, ns string) error {
 }
 
 // create admits and stores a new object. With dryRun it does everything
-// but write.
-func (s *Server) create(ctx context.Context, res *resource, obj runtime.Object, dry bool) (runtime.Object, error) {
+// but write. It returns the object and, unless dry, its stored JSON.
+func (s *Server) create(ctx context.Context, res *resource, obj runtime.Object, dry bool) (runtime.Object, *storedObject, error) {
 	m := accessor(obj)
 	generated := m.GetName() == "" && m.GetGenerateName() != ""
 	if err := s.checkNamespaceActive(ctx, res, m.GetNamespace()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.prepareCreate(res, obj)
 	for attempt := 0; ; attempt++ {
@@ -85,18 +86,18 @@ func (s *Server) create(ctx context.Context, res *resource, obj runtime.Object, 
 			m.SetName(generateName(m.GetGenerateName()))
 		}
 		if errs := admission.Validate(obj, res.Namespaced); len(errs) > 0 {
-			return nil, invalid(res.gk, m.GetName(), errs)
+			return nil, nil, invalid(res.gk, m.GetName(), errs)
 		}
 		opts, err := s.admitCreate(ctx, res, obj)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if dry {
-			return obj, nil
+			return obj, nil, nil
 		}
 		data, err := res.encodeStored(obj)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		rev, err := s.store.Create(ctx, res.key(m.GetNamespace(), m.GetName()), data, opts)
 		if generated && errors.Is(err, store.ErrExists) && attempt < 5 {
@@ -105,18 +106,18 @@ func (s *Server) create(ctx context.Context, res *resource, obj runtime.Object, 
 		var pe *store.PreconditionError
 		if errors.As(err, &pe) {
 			if !pe.Exists {
-				return nil, apierrors.NewNotFound(corev1.Resource("namespaces"), m.GetNamespace())
+				return nil, nil, apierrors.NewNotFound(corev1.Resource("namespaces"), m.GetNamespace())
 			}
 			if attempt < 5 {
 				continue // an allocation raced with another create: pick again
 			}
-			return nil, apierrors.NewConflict(res.gr, m.GetName(), errors.New("allocation conflict, try again"))
+			return nil, nil, apierrors.NewConflict(res.gr, m.GetName(), errors.New("allocation conflict, try again"))
 		}
 		if err != nil {
-			return nil, storeError(err, res.gr, m.GetName())
+			return nil, nil, storeError(err, res.gr, m.GetName())
 		}
 		m.SetResourceVersion(formatRev(rev))
-		return obj, nil
+		return obj, &storedObject{data: data, rev: rev}, nil
 	}
 }
 
@@ -174,7 +175,7 @@ func (s *Server) admitCreate(ctx context.Context, res *resource, obj runtime.Obj
 func podQOS(pod *corev1.Pod) corev1.PodQOSClass {
 	requests, limits := 0, 0
 	guaranteed := true
-	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+	for c := range allContainers(pod) {
 		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 			req, hasReq := c.Resources.Requests[name]
 			lim, hasLim := c.Resources.Limits[name]
@@ -196,6 +197,20 @@ func podQOS(pod *corev1.Pod) corev1.PodQOSClass {
 		return corev1.PodQOSGuaranteed
 	}
 	return corev1.PodQOSBurstable
+}
+
+// allContainers yields the pod's init and app containers in place;
+// copying them (about 1 KB each) cost more than the QoS computation.
+func allContainers(pod *corev1.Pod) iter.Seq[*corev1.Container] {
+	return func(yield func(*corev1.Container) bool) {
+		for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+			for i := range cs {
+				if !yield(&cs[i]) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // defaultTolerationSeconds is how long a pod stays on a not-ready or

@@ -8,8 +8,11 @@
 //
 // Objects are the real k8s.io/api types, stored as JSON at
 // /registry/<group>/<resource>/<namespace>/<name>; an object's
-// resourceVersion is its etcd mod revision. Every other kiln component is a
-// client of this API; only cmd hands the store to it.
+// resourceVersion is its etcd mod revision. Request bodies are JSON, YAML or
+// protobuf. Responses are JSON, except that a create, update or patch
+// answers in protobuf to a client that ranks it first in Accept, as
+// client-go's typed clients do (codec.go, writeObject). Every other kiln
+// component is a client of this API; only cmd hands the store to it.
 //
 //	srv, err := apiserver.New(apiserver.Config{Store: st, Listen: "127.0.0.1:6443", ...})
 //	go srv.Run(ctx)

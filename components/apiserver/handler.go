@@ -40,6 +40,10 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch ri.verb {
+	case "create", "update", "patch":
+		growStack()
+	}
+	switch ri.verb {
 	case "get":
 		s.handleGet(w, r, res, ri)
 	case "list":

@@ -104,7 +104,7 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, res *resour
 		return
 	}
 	addWarnings(w, warnings)
-	writeJSON(w, http.StatusOK, out)
+	writeObject(w, r, http.StatusOK, out, nil)
 }
 
 // applyPatch applies one patch document to the JSON of the current object.
@@ -167,11 +167,11 @@ func (s *Server) applyCreate(w http.ResponseWriter, r *http.Request, res *resour
 		return
 	}
 	m.SetResourceVersion("")
-	out, err := s.create(r.Context(), res, obj, dry)
+	out, stored, err := s.create(r.Context(), res, obj, dry)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	addWarnings(w, warnings)
-	writeJSON(w, http.StatusCreated, out)
+	writeObject(w, r, http.StatusCreated, out, stored)
 }

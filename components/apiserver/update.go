@@ -46,7 +46,7 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, res *resou
 	if created {
 		code = http.StatusCreated
 	}
-	writeJSON(w, code, out)
+	writeObject(w, r, code, out, nil)
 }
 
 // updateFunc returns the desired object given the current one (a copy it

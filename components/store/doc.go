@@ -3,7 +3,10 @@
 // cluster, compacts old revisions periodically, and exposes the few
 // key-value operations the API server needs with Kubernetes semantics:
 // create-if-absent, compare-and-swap update and delete on the mod revision,
-// consistent paged lists and watches that report compaction.
+// consistent paged lists and watches that report compaction. With the
+// embedded member, reads and writes call its KV service in process rather
+// than over gRPC; watches, leases and compaction use the gRPC client, which
+// Client also returns.
 //
 // Only the API server talks to the store; every other component goes
 // through the API.

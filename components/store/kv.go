@@ -61,7 +61,7 @@ type WriteOptions struct {
 
 // Get returns the value at key, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, key string) (KV, error) {
-	resp, err := s.Client().Get(ctx, key)
+	resp, err := s.kvAPI().Get(ctx, key)
 	if err != nil {
 		return KV{}, mapErr(err)
 	}
@@ -73,7 +73,7 @@ func (s *Store) Get(ctx context.Context, key string) (KV, error) {
 
 // CurrentRevision returns the store's newest revision.
 func (s *Store) CurrentRevision(ctx context.Context) (int64, error) {
-	resp, err := s.Client().Get(ctx, "/kiln/revision", clientv3.WithCountOnly())
+	resp, err := s.kvAPI().Get(ctx, "/kiln/revision", clientv3.WithCountOnly())
 	if err != nil {
 		return 0, mapErr(err)
 	}
@@ -83,7 +83,7 @@ func (s *Store) CurrentRevision(ctx context.Context) (int64, error) {
 // CheckRevision returns ErrCompacted if rev is older than the oldest revision
 // kept, ErrFutureRevision if it is newer than the store, and nil otherwise.
 func (s *Store) CheckRevision(ctx context.Context, rev int64) error {
-	_, err := s.Client().Get(ctx, "/kiln/revision", clientv3.WithRev(rev), clientv3.WithCountOnly())
+	_, err := s.kvAPI().Get(ctx, "/kiln/revision", clientv3.WithRev(rev), clientv3.WithCountOnly())
 	return mapErr(err)
 }
 
@@ -102,7 +102,7 @@ func (s *Store) Create(ctx context.Context, key string, value []byte, opts Write
 	conds := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", 0)}
 	ops := []clientv3.Op{clientv3.OpPut(key, string(value), putOpts...)}
 	conds, ops = addOptions(conds, ops, opts)
-	resp, err := s.Client().Txn(ctx).If(conds...).Then(ops...).Else(elseGets(key, opts)...).Commit()
+	resp, err := s.kvAPI().Txn(ctx).If(conds...).Then(ops...).Else(elseGets(key, opts)...).Commit()
 	if err != nil {
 		return 0, mapErr(err)
 	}
@@ -122,7 +122,7 @@ func (s *Store) Update(ctx context.Context, key string, value []byte, rev int64,
 	conds := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)}
 	ops := []clientv3.Op{clientv3.OpPut(key, string(value), clientv3.WithIgnoreLease())}
 	conds, ops = addOptions(conds, ops, opts)
-	resp, err := s.Client().Txn(ctx).If(conds...).Then(ops...).Else(elseGets(key, opts)...).Commit()
+	resp, err := s.kvAPI().Txn(ctx).If(conds...).Then(ops...).Else(elseGets(key, opts)...).Commit()
 	if err != nil {
 		return 0, mapErr(err)
 	}
@@ -143,7 +143,7 @@ func (s *Store) Delete(ctx context.Context, key string, rev int64, opts WriteOpt
 	}
 	ops := []clientv3.Op{clientv3.OpDelete(key)}
 	conds, ops = addOptions(conds, ops, opts)
-	resp, err := s.Client().Txn(ctx).If(conds...).Then(ops...).Else(elseGets(key, opts)...).Commit()
+	resp, err := s.kvAPI().Txn(ctx).If(conds...).Then(ops...).Else(elseGets(key, opts)...).Commit()
 	if err != nil {
 		return 0, mapErr(err)
 	}
@@ -256,7 +256,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts ListOptions) (List
 	if opts.Limit > 0 {
 		getOpts = append(getOpts, clientv3.WithLimit(opts.Limit))
 	}
-	resp, err := s.Client().Get(ctx, start, getOpts...)
+	resp, err := s.kvAPI().Get(ctx, start, getOpts...)
 	if err != nil {
 		return ListResult{}, mapErr(err)
 	}

@@ -22,11 +22,6 @@ const (
 	msgMultipleVolumeType = "may not specify more than 1 volume type"
 )
 
-// validateObjectMeta is ValidateObjectMeta at "metadata".
-func validateObjectMeta(m *metav1.ObjectMeta, namespaced bool, nameFn apimachineryvalidation.ValidateNameFunc) field.ErrorList {
-	return apimachineryvalidation.ValidateObjectMeta(m, namespaced, nameFn, field.NewPath("metadata"))
-}
-
 func validateNonnegative(v int64, fldPath *field.Path) field.ErrorList {
 	return apimachineryvalidation.ValidateNonnegativeField(v, fldPath)
 }
@@ -42,10 +37,16 @@ func validateMessages(fldPath *field.Path, value any, msgs []string) field.Error
 }
 
 func validateDNS1123Label(value string, fldPath *field.Path) field.ErrorList {
+	if isDNS1123Label(value) {
+		return nil
+	}
 	return validateMessages(fldPath, value, utilvalidation.IsDNS1123Label(value))
 }
 
 func validateDNS1123Subdomain(value string, fldPath *field.Path) field.ErrorList {
+	if isDNS1123Subdomain(value) {
+		return nil
+	}
 	return validateMessages(fldPath, value, utilvalidation.IsDNS1123Subdomain(value))
 }
 

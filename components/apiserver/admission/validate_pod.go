@@ -70,8 +70,8 @@ func validatePod(pod *corev1.Pod, namespaced, create bool) field.ErrorList {
 // "spec.template"): its labels and annotations and its pod spec.
 func validatePodTemplateSpec(t *corev1.PodTemplateSpec, fldPath *field.Path, opts podOpts) field.ErrorList {
 	metaPath := fldPath.Child("metadata")
-	allErrs := metav1validation.ValidateLabels(t.Labels, metaPath.Child("labels"))
-	allErrs = append(allErrs, apimachineryvalidation.ValidateAnnotations(t.Annotations, metaPath.Child("annotations"))...)
+	allErrs := validateLabels(t.Labels, metaPath.Child("labels"))
+	allErrs = append(allErrs, validateAnnotations(t.Annotations, metaPath.Child("annotations"))...)
 	allErrs = append(allErrs, validatePodSpec(&t.Spec, fldPath.Child("spec"), opts)...)
 	if len(t.Spec.EphemeralContainers) > 0 {
 		allErrs = append(allErrs, field.Forbidden(fldPath.Child("spec", "ephemeralContainers"), "ephemeral containers not allowed in pod template"))
@@ -99,7 +99,7 @@ func validatePodSpec(spec *corev1.PodSpec, fldPath *field.Path, opts podOpts) fi
 		allErrs = append(allErrs, field.NotSupported(fldPath.Child("dnsPolicy"), p, supportedDNSPolicies))
 	}
 	allErrs = append(allErrs, validateDNSConfig(spec.DNSConfig, spec.DNSPolicy, fldPath.Child("dnsConfig"))...)
-	allErrs = append(allErrs, metav1validation.ValidateLabels(spec.NodeSelector, fldPath.Child("nodeSelector"))...)
+	allErrs = append(allErrs, validateLabels(spec.NodeSelector, fldPath.Child("nodeSelector"))...)
 	if spec.ServiceAccountName != "" {
 		allErrs = append(allErrs, validateMessages(fldPath.Child("serviceAccountName"), spec.ServiceAccountName, apimachineryvalidation.ValidateServiceAccountName(spec.ServiceAccountName, false))...)
 	}

@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
-	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -67,7 +66,7 @@ func validateService(svc *corev1.Service, namespaced bool) field.ErrorList {
 
 	allErrs = append(allErrs, validateServicePorts(spec, specPath.Child("ports"))...)
 	if spec.Selector != nil {
-		allErrs = append(allErrs, metav1validation.ValidateLabels(spec.Selector, specPath.Child("selector"))...)
+		allErrs = append(allErrs, validateLabels(spec.Selector, specPath.Child("selector"))...)
 	}
 
 	saPath := specPath.Child("sessionAffinity")

@@ -231,7 +231,7 @@ func validateReplicationController(rc *corev1.ReplicationController, namespaced 
 	if len(spec.Selector) == 0 {
 		allErrs = append(allErrs, field.Required(specPath.Child("selector"), ""))
 	} else {
-		allErrs = append(allErrs, metav1validation.ValidateLabels(spec.Selector, specPath.Child("selector"))...)
+		allErrs = append(allErrs, validateLabels(spec.Selector, specPath.Child("selector"))...)
 	}
 	tPath := specPath.Child("template")
 	if spec.Template == nil {
@@ -358,8 +358,8 @@ func validateCronJob(cj *batchv1.CronJob, namespaced bool) field.ErrorList {
 
 	jtPath := specPath.Child("jobTemplate")
 	jt := &spec.JobTemplate
-	allErrs = append(allErrs, metav1validation.ValidateLabels(jt.Labels, jtPath.Child("metadata", "labels"))...)
-	allErrs = append(allErrs, apimachineryvalidation.ValidateAnnotations(jt.Annotations, jtPath.Child("metadata", "annotations"))...)
+	allErrs = append(allErrs, validateLabels(jt.Labels, jtPath.Child("metadata", "labels"))...)
+	allErrs = append(allErrs, validateAnnotations(jt.Annotations, jtPath.Child("metadata", "annotations"))...)
 	allErrs = append(allErrs, validateJobSpec(&jt.Spec, jtPath.Child("spec"))...)
 	// Each Job the CronJob makes gets its own generated selector.
 	if jt.Spec.Selector != nil {
