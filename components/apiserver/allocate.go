@@ -224,9 +224,33 @@ func (s *Server) allocated(ctx context.Context, prefix string) (map[string]bool,
 	return m, nil
 }
 
-// freeIP picks an unallocated address of the service CIDR, from a random
-// start so that concurrent creates rarely collide. The network address and
-// the first address (the kubernetes Service) are never handed out.
+// randomProbes is how many random picks freeIP and freePort try before
+// scanning. Uniform picks spread concurrent creates over every free
+// address, where a scan from a random start would send all whose start
+// falls in one run of taken addresses to the same free one after it.
+const randomProbes = 32
+
+// pickFree returns a free index of 0..span-1: first by random probes, then
+// by a scan from a random start (a range nearly full).
+func pickFree(span int, free func(i int) bool) (int, bool) {
+	for range min(randomProbes, span) {
+		if i := rand.IntN(span); free(i) {
+			return i, true
+		}
+	}
+	start := rand.IntN(span)
+	for j := range span {
+		if i := (start + j) % span; free(i) {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// freeIP picks an unallocated address of the service CIDR at random, so
+// that concurrent creates rarely collide (and retry when they do). The
+// network address, the first address (the kubernetes Service), the
+// broadcast address and the cluster DNS address are never handed out.
 func (s *Server) freeIP(ctx context.Context) (string, error) {
 	used, err := s.allocated(ctx, ipAllocPrefix)
 	if err != nil {
@@ -234,31 +258,34 @@ func (s *Server) freeIP(ctx context.Context) (string, error) {
 	}
 	size := uint64(1) << (32 - s.serviceCIDR.Bits())
 	base := new(big.Int).SetBytes(s.serviceCIDR.Addr().AsSlice()).Uint64()
-	// Skip the network address, the reserved first IP and the broadcast.
-	span := size - 3
-	start := rand.Uint64N(span)
-	for i := uint64(0); i < span; i++ {
-		n := base + 2 + (start+i)%span
-		ip := netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}).String()
-		if !used[ip] {
-			return ip, nil
-		}
+	addr := func(i int) netip.Addr {
+		n := base + 2 + uint64(i)
+		return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
 	}
-	return "", apierrors.NewInternalError(fmt.Errorf("range %s is full: no ClusterIP left", s.serviceCIDR))
+	i, ok := pickFree(int(size-3), func(i int) bool {
+		a := addr(i)
+		return a != s.clusterDNS && !used[a.String()]
+	})
+	if !ok {
+		return "", apierrors.NewInternalError(fmt.Errorf("range %s is full: no ClusterIP left", s.serviceCIDR))
+	}
+	return addr(i).String(), nil
 }
 
+// freePort picks an unallocated NodePort not in taken (the ports this
+// Service already has) at random, as freeIP does.
 func (s *Server) freePort(ctx context.Context, taken map[int32]bool) (int32, error) {
 	used, err := s.allocated(ctx, portAllocPrefix)
 	if err != nil {
 		return 0, err
 	}
 	span := s.nodePorts.last - s.nodePorts.first + 1
-	start := rand.IntN(span)
-	for i := 0; i < span; i++ {
-		p := int32(s.nodePorts.first + (start+i)%span)
-		if !used[strconv.Itoa(int(p))] && !taken[p] {
-			return p, nil
-		}
+	i, ok := pickFree(span, func(i int) bool {
+		p := int32(s.nodePorts.first + i)
+		return !used[strconv.Itoa(int(p))] && !taken[p]
+	})
+	if !ok {
+		return 0, apierrors.NewInternalError(fmt.Errorf("range %d-%d is full: no NodePort left", s.nodePorts.first, s.nodePorts.last))
 	}
-	return 0, apierrors.NewInternalError(fmt.Errorf("range %d-%d is full: no NodePort left", s.nodePorts.first, s.nodePorts.last))
+	return int32(s.nodePorts.first + i), nil
 }

@@ -27,6 +27,8 @@ type Server struct {
 	store       *store.Store
 	serviceCIDR netip.Prefix
 	nodePorts   portRange
+	clusterDNS  netip.Addr
+	extra       map[string]http.Handler
 	catalog     *resources.Catalog
 	namespaces  namespaceCache
 	byGVR       map[gvrKey]*resource
@@ -46,7 +48,7 @@ type gvrKey struct{ group, version, resource string }
 // New validates cfg and builds the server. It starts nothing.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
-	cidr, ports, err := cfg.validate()
+	p, err := cfg.validate()
 	if err != nil {
 		return nil, err
 	}
@@ -54,8 +56,10 @@ func New(cfg Config) (*Server, error) {
 		cfg:         cfg,
 		log:         logger{cfg.Logger.With("component", "apiserver")},
 		store:       cfg.Store,
-		serviceCIDR: cidr,
-		nodePorts:   ports,
+		serviceCIDR: p.serviceCIDR,
+		nodePorts:   p.nodePorts,
+		clusterDNS:  p.clusterDNS,
+		extra:       p.extra,
 		catalog:     resources.NewCatalog(resources.Builtin()),
 		byGVR:       map[gvrKey]*resource{},
 		ready:       make(chan struct{}),
@@ -64,12 +68,12 @@ func New(cfg Config) (*Server, error) {
 	for _, r := range s.catalog.All() {
 		s.byGVR[gvrKey{r.Group, r.Version, r.Name}] = newResource(r)
 	}
-	s.handler = s.instrument(s.routes())
+	s.handler = s.routes()
 	return s, nil
 }
 
 // Ready is closed once the server serves requests and the built-in
-// namespaces and the kubernetes Service exist.
+// namespaces, the kubernetes Service and (with ClusterDNS) kube-dns exist.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Addr is the address the server listens on; valid after Ready.
@@ -145,7 +149,9 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // routes builds the top-level handler: health and version are open,
-// everything else needs a bearer token.
+// everything else needs a bearer token. Config.Extra's handlers sit beside
+// the API, outside its request metrics: they are other services sharing
+// the port.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
@@ -159,7 +165,16 @@ func (s *Server) routes() http.Handler {
 	authed.HandleFunc("/api/", s.handleAPI)
 	authed.HandleFunc("/apis/", s.handleAPI)
 	mux.Handle("/", s.authenticate(authed))
-	return mux
+	if len(s.extra) == 0 {
+		return s.instrument(mux)
+	}
+	top := http.NewServeMux()
+	top.Handle("/", s.instrument(mux))
+	for prefix, h := range s.extra {
+		top.Handle(prefix, s.authenticateExtra(h))
+		top.Handle(prefix+"/", s.authenticateExtra(h))
+	}
+	return top
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
@@ -188,15 +203,20 @@ func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {
 
 type userKey struct{}
 
+// user resolves the request's bearer token.
+func (s *Server) user(r *http.Request) (User, bool) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return User{}, false
+	}
+	u, ok := s.cfg.Tokens[strings.TrimSpace(token)]
+	return u, ok
+}
+
 // authenticate resolves the bearer token to a user or answers 401.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		var u User
-		if ok {
-			u, ok = s.cfg.Tokens[strings.TrimSpace(token)]
-		}
+		u, ok := s.user(r)
 		if !ok {
 			writeError(w, apierrors.NewUnauthorized("Unauthorized"))
 			return
@@ -205,7 +225,32 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
+// authenticateExtra is authenticate for Config.Extra's handlers. Its 401
+// carries the challenge, without which git (and its credential helpers)
+// would not know to send a token, and a plain-text body for people.
+func (s *Server) authenticateExtra(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, ok := s.user(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kiln"`)
+			http.Error(w, "Unauthorized: a bearer token is required", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
+	})
+}
+
+// UserFrom returns the authenticated user of a request's context; ok is
+// false outside an authenticated request. Config.Extra's handlers use it
+// to decide what the user may do.
+func UserFrom(ctx context.Context) (u User, ok bool) {
+	u, ok = ctx.Value(userKey{}).(User)
+	return u, ok
+}
+
+// userFrom is UserFrom for the API's handlers, which run only
+// authenticated.
 func userFrom(ctx context.Context) User {
-	u, _ := ctx.Value(userKey{}).(User)
+	u, _ := UserFrom(ctx)
 	return u
 }

@@ -100,6 +100,65 @@ func BenchmarkAPICreate(b *testing.B) {
 	fmt.Printf("BENCH api-create %.0f pods/s %.2f vs etcd-put\n", apiRate, apiRate/etcdRate)
 }
 
+// BenchmarkAPIBind binds 5,000 pending pods to nodes through client-go
+// (pods/binding, protobuf bodies) from 16 goroutines, as the scheduler
+// does, and compares the rate with creating the same pods. The two
+// alternate in rounds, so each round binds the pods the round created.
+func BenchmarkAPIBind(b *testing.B) {
+	env := testenv.Start(b, testenv.Options{})
+	cs := benchClientset(b, env)
+	ctx := b.Context()
+	pods := make([]*corev1.Pod, benchPods)
+	for i := range pods {
+		pods[i] = benchPod(fmt.Sprintf("bind-%05d", i))
+	}
+	warm := make([]*corev1.Pod, 200)
+	for i := range warm {
+		warm[i] = benchPod(fmt.Sprintf("warm-%03d", i))
+	}
+	if _, err := benchCreatePods(ctx, cs, warm); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := benchBindPods(ctx, cs, warm); err != nil {
+		b.Fatal(err)
+	}
+
+	b.ResetTimer()
+	var createTime, bindTime time.Duration
+	const rounds = 10
+	per := benchPods / rounds
+	for r := range rounds {
+		round := pods[r*per : (r+1)*per]
+		d, err := benchCreatePods(ctx, cs, round)
+		if err != nil {
+			b.Fatal(err)
+		}
+		createTime += d
+		d, err = benchBindPods(ctx, cs, round)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bindTime += d
+	}
+	b.StopTimer()
+
+	createRate := benchPods / createTime.Seconds()
+	bindRate := benchPods / bindTime.Seconds()
+	b.Logf("create %v (%.0f/s), bind %v (%.0f/s)", createTime, createRate, bindTime, bindRate)
+	fmt.Printf("BENCH api-bind %.0f pods/s %.2f vs pod-create\n", bindRate, bindRate/createRate)
+}
+
+// benchBindPods binds pods to nodes named after them from benchClients
+// goroutines and returns how long it took.
+func benchBindPods(ctx context.Context, cs kubernetes.Interface, pods []*corev1.Pod) (time.Duration, error) {
+	return benchParallel(ctx, len(pods), func(ctx context.Context, i int) error {
+		return cs.CoreV1().Pods(benchNS).Bind(ctx, &corev1.Binding{
+			ObjectMeta: metav1.ObjectMeta{Name: pods[i].Name},
+			Target:     corev1.ObjectReference{Kind: "Node", Name: fmt.Sprintf("node-%02d", i%50)},
+		}, metav1.CreateOptions{})
+	})
+}
+
 // BenchmarkAPIGetP99 measures the 99th percentile latency of sequential
 // GETs of one pod through client-go.
 func BenchmarkAPIGetP99(b *testing.B) {

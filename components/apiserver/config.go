@@ -55,6 +55,12 @@ type Config struct {
 	ServiceCIDR string
 	// NodePortRange is "first-last".
 	NodePortRange string
+	// ClusterDNS is the cluster DNS address, inside ServiceCIDR; "" means
+	// none. The server creates the Service kube-system/kube-dns at it, as
+	// k3s does, so that no other Service is given that address; it never
+	// picks it for a Service either. The proxy serves DNS there itself
+	// and writes no rules for the Service.
+	ClusterDNS string
 	// EventTTL bounds how long Events are kept.
 	EventTTL time.Duration
 	// KubeletClient reaches kubelets for pods/log; nil answers 503.
@@ -62,6 +68,14 @@ type Config struct {
 	// Metrics, when set, gets kiln_apiserver_request_duration_seconds
 	// (metrics.go); nil means no metrics.
 	Metrics prometheus.Registerer
+	// Extra serves other handlers on the API port, keyed by path prefix
+	// ("/git": /git and everything under it). They get the request as
+	// sent, with the authenticated User in its context (UserFrom); a
+	// request without a valid bearer token is answered 401 with
+	// WWW-Authenticate: Bearer before it reaches them. Authorization is
+	// theirs to decide. A prefix may not overlap the API's own paths
+	// (/api, /apis, /openapi, /version, /healthz, /livez, /readyz).
+	Extra map[string]http.Handler
 	// Logger receives lifecycle messages; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -87,25 +101,62 @@ func (c *Config) setDefaults() {
 // portRange is an inclusive range of ports.
 type portRange struct{ first, last int }
 
-func (c *Config) validate() (netip.Prefix, portRange, error) {
-	var pr portRange
+// parsedConfig is what validate derives from the Config's strings.
+type parsedConfig struct {
+	serviceCIDR netip.Prefix
+	nodePorts   portRange
+	// clusterDNS is the zero Addr when there is none.
+	clusterDNS netip.Addr
+	// extra maps each normalized prefix (no trailing slash) to its handler.
+	extra map[string]http.Handler
+}
+
+// reservedPaths are the API's own path roots, which Extra may not take.
+var reservedPaths = []string{"/api", "/apis", "/openapi", "/version", "/healthz", "/livez", "/readyz"}
+
+func (c *Config) validate() (parsedConfig, error) {
+	var p parsedConfig
 	if c.Store == nil {
-		return netip.Prefix{}, pr, errors.New("apiserver: store is required")
+		return p, errors.New("apiserver: store is required")
 	}
 	if c.TLS == nil {
-		return netip.Prefix{}, pr, errors.New("apiserver: tls certificate is required")
+		return p, errors.New("apiserver: tls certificate is required")
 	}
 	cidr, err := netip.ParsePrefix(c.ServiceCIDR)
 	if err != nil || !cidr.Addr().Is4() || cidr.Bits() > 30 {
-		return netip.Prefix{}, pr, fmt.Errorf("apiserver: serviceCIDR %q: want an IPv4 CIDR of /30 or wider", c.ServiceCIDR)
+		return p, fmt.Errorf("apiserver: serviceCIDR %q: want an IPv4 CIDR of /30 or wider", c.ServiceCIDR)
 	}
+	p.serviceCIDR = cidr.Masked()
 	first, last, ok := strings.Cut(c.NodePortRange, "-")
-	pr.first, err = strconv.Atoi(first)
+	p.nodePorts.first, err = strconv.Atoi(first)
 	if err == nil {
-		pr.last, err = strconv.Atoi(last)
+		p.nodePorts.last, err = strconv.Atoi(last)
 	}
-	if !ok || err != nil || pr.first < 1 || pr.last > 65535 || pr.first > pr.last {
-		return netip.Prefix{}, pr, fmt.Errorf("apiserver: nodePortRange %q: want FIRST-LAST within 1-65535", c.NodePortRange)
+	if !ok || err != nil || p.nodePorts.first < 1 || p.nodePorts.last > 65535 || p.nodePorts.first > p.nodePorts.last {
+		return p, fmt.Errorf("apiserver: nodePortRange %q: want FIRST-LAST within 1-65535", c.NodePortRange)
 	}
-	return cidr.Masked(), pr, nil
+	if c.ClusterDNS != "" {
+		p.clusterDNS, err = netip.ParseAddr(c.ClusterDNS)
+		if err != nil || !p.serviceCIDR.Contains(p.clusterDNS) || p.clusterDNS == p.serviceCIDR.Addr() ||
+			p.clusterDNS == p.serviceCIDR.Addr().Next() || p.clusterDNS == lastAddr(p.serviceCIDR) {
+			return p, fmt.Errorf("apiserver: clusterDNS %q: want an address of serviceCIDR %s other than its network, first and broadcast addresses", c.ClusterDNS, p.serviceCIDR)
+		}
+	}
+	p.extra = make(map[string]http.Handler, len(c.Extra))
+	for prefix, h := range c.Extra {
+		norm := strings.TrimRight(prefix, "/")
+		if !strings.HasPrefix(prefix, "/") || norm == "" || strings.ContainsAny(prefix, " {}") || h == nil {
+			return p, fmt.Errorf("apiserver: extra %q: want a path prefix like /git and a handler", prefix)
+		}
+		for _, r := range reservedPaths {
+			if norm == r || strings.HasPrefix(norm, r+"/") {
+				return p, fmt.Errorf("apiserver: extra %q: %s is the API's", prefix, r)
+			}
+		}
+		if _, dup := p.extra[norm]; dup {
+			return p, fmt.Errorf("apiserver: extra %q: prefix given twice", prefix)
+		}
+		p.extra[norm] = h
+	}
+	return p, nil
 }

@@ -72,6 +72,12 @@ func checkNamespace(res *resource, m metav1.Object, ns string) error {
 	return nil
 }
 
+// maxCreateRetries bounds a create's retries after a generated name that
+// exists or a Service allocation lost to a concurrent write. Each retry
+// re-reads the allocations and picks at random among the free ones, so
+// running out takes that many losses in a row.
+const maxCreateRetries = 10
+
 // create admits and stores a new object. With dryRun it does everything
 // but write. It returns the object and, unless dry, its stored JSON.
 func (s *Server) create(ctx context.Context, res *resource, obj runtime.Object, dry bool) (runtime.Object, *storedObject, error) {
@@ -81,7 +87,18 @@ func (s *Server) create(ctx context.Context, res *resource, obj runtime.Object, 
 		return nil, nil, err
 	}
 	s.prepareCreate(res, obj)
+	// A Service's retry starts again from what the client sent: the
+	// ClusterIP and NodePorts the lost attempt picked would otherwise read
+	// as the client's own choice and be refused as already allocated.
+	var sent runtime.Object
+	if _, ok := obj.(*corev1.Service); ok {
+		sent = obj.DeepCopyObject()
+	}
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 && sent != nil {
+			obj = sent.DeepCopyObject()
+			m = accessor(obj)
+		}
 		if generated {
 			m.SetName(generateName(m.GetGenerateName()))
 		}
@@ -100,7 +117,7 @@ func (s *Server) create(ctx context.Context, res *resource, obj runtime.Object, 
 			return nil, nil, err
 		}
 		rev, err := s.store.Create(ctx, res.key(m.GetNamespace(), m.GetName()), data, opts)
-		if generated && errors.Is(err, store.ErrExists) && attempt < 5 {
+		if generated && errors.Is(err, store.ErrExists) && attempt < maxCreateRetries {
 			continue
 		}
 		var pe *store.PreconditionError
@@ -108,8 +125,11 @@ func (s *Server) create(ctx context.Context, res *resource, obj runtime.Object, 
 			if !pe.Exists {
 				return nil, nil, apierrors.NewNotFound(corev1.Resource("namespaces"), m.GetNamespace())
 			}
-			if attempt < 5 {
-				continue // an allocation raced with another create: pick again
+			if attempt < maxCreateRetries {
+				// Another write took an IP or port between our read of
+				// the allocations and this write: pick again, or, if
+				// the client chose it, refuse it as allocated.
+				continue
 			}
 			return nil, nil, apierrors.NewConflict(res.gr, m.GetName(), errors.New("allocation conflict, try again"))
 		}

@@ -14,6 +14,17 @@
 // client-go's typed clients do (codec.go, writeObject). Every other kiln
 // component is a client of this API; only cmd hands the store to it.
 //
+// With Config.ClusterDNS set, the server creates kube-system/kube-dns at
+// that address on start, as k3s does, so that no other Service gets it.
+// Config.Extra mounts other services on the API port (the git server):
+// each prefix's handler gets requests that carried a valid bearer token,
+// with the user in the context (UserFrom), and decides authorization
+// itself; a request without a token gets 401 with WWW-Authenticate:
+// Bearer.
+//
+//	cfg.Extra = map[string]http.Handler{"/git": gitServer}
+//	// in gitServer: u, _ := apiserver.UserFrom(r.Context())
+//
 //	srv, err := apiserver.New(apiserver.Config{Store: st, Listen: "127.0.0.1:6443", ...})
 //	go srv.Run(ctx)
 //	<-srv.Ready()

@@ -184,69 +184,6 @@ func (s *Server) handleScale(w http.ResponseWriter, r *http.Request, res *resour
 	writeJSON(w, http.StatusOK, after)
 }
 
-// handleBinding is POST pods/NAME/binding (and POST bindings): it assigns
-// an unbound pod to a node, as the scheduler does.
-func (s *Server) handleBinding(w http.ResponseWriter, r *http.Request, ns, name string) {
-	body, err := readBody(w, r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	var b corev1.Binding
-	if _, err := decodeBody(r, body, &b, corev1.SchemeGroupVersion.WithKind("Binding"), decodeOptions{fieldValidation: "Ignore"}); err != nil {
-		writeError(w, err)
-		return
-	}
-	if name == "" {
-		name = b.Name
-	}
-	if b.Name != "" && b.Name != name {
-		writeError(w, badRequest("the name of the binding (%s) does not match the pod (%s)", b.Name, name))
-		return
-	}
-	if b.Target.Name == "" || (b.Target.Kind != "" && b.Target.Kind != "Node") {
-		writeError(w, badRequest("a binding must target a Node by name"))
-		return
-	}
-	dry, err := dryRun(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	pods := s.byGVR[gvrKey{"", "v1", "pods"}]
-	_, _, err = s.update(r.Context(), pods, ns, name, "binding", dry, true, func(old runtime.Object) (runtime.Object, error) {
-		pod := old.(*corev1.Pod)
-		if pod.Spec.NodeName != "" {
-			return nil, apierrors.NewConflict(pods.gr, name, fmt.Errorf("pod %s is already assigned to node %q", name, pod.Spec.NodeName))
-		}
-		if pod.DeletionTimestamp != nil {
-			return nil, apierrors.NewConflict(pods.gr, name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", name))
-		}
-		if b.UID != "" && b.UID != pod.UID {
-			return nil, apierrors.NewConflict(pods.gr, name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", b.UID, pod.UID))
-		}
-		pod.Spec.NodeName = b.Target.Name
-		setPodCondition(pod, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(s.now().Truncate(1e9))})
-		pod.ResourceVersion = ""
-		return pod, nil
-	})
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated})
-}
-
-func setPodCondition(pod *corev1.Pod, c corev1.PodCondition) {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == c.Type {
-			pod.Status.Conditions[i] = c
-			return
-		}
-	}
-	pod.Status.Conditions = append(pod.Status.Conditions, c)
-}
-
 // handleFinalize is PUT namespaces/NAME/finalize: it sets only
 // spec.finalizers; the namespace goes once none remain.
 func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request, res *resource, ri requestInfo) {

@@ -86,8 +86,7 @@ func (s *Server) update(ctx context.Context, res *resource, ns, name, sub string
 			return nil, false, apierrors.NewConflict(res.gr, name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, accessor(old).GetUID()))
 		}
 		obj = s.prepareUpdate(res, sub, obj, old)
-		// A binding changes spec.nodeName, which a pod update may not.
-		if errs := admission.ValidateUpdate(obj, old, res.Namespaced); sub != "binding" && len(errs) > 0 {
+		if errs := admission.ValidateUpdate(obj, old, res.Namespaced); len(errs) > 0 {
 			return nil, false, invalid(res.gk, name, errs)
 		}
 		opts, err := s.admitUpdate(ctx, res, obj, old)
@@ -114,7 +113,11 @@ func (s *Server) update(ctx context.Context, res *resource, ns, name, sub string
 			rev, err = s.store.Update(ctx, key, data, kv.ModRevision, opts)
 		}
 		if err != nil {
-			if (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrPrecondition)) && retry && attempt < maxUpdateRetries {
+			// A lost allocation (ErrPrecondition) is retried even under
+			// the client's resourceVersion: the re-read answers 409 if
+			// the object changed, else the retry picks another IP or
+			// port, or refuses one the client chose as allocated.
+			if (errors.Is(err, store.ErrConflict) && retry || errors.Is(err, store.ErrPrecondition)) && attempt < maxUpdateRetries {
 				continue
 			}
 			return nil, false, storeError(err, res.gr, name)
@@ -133,8 +136,7 @@ func (s *Server) prepareUpdate(res *resource, sub string, obj, old runtime.Objec
 		copyTop(next, obj, "Status")
 		accessor(next).SetResourceVersion(accessor(obj).GetResourceVersion())
 		obj = next
-	} else if res.statusSub && sub != "binding" {
-		// Binding sets the PodScheduled condition along with nodeName.
+	} else if res.statusSub {
 		copyTop(obj, old, "Status")
 	}
 	m, om := accessor(obj), accessor(old)

@@ -38,6 +38,16 @@ type Options struct {
 	// serving certificates; create the CA (pki.EnsureCA(DataDir/tls)) and
 	// admin token (pki.EnsureToken(DataDir/admin.token)) first to build it.
 	KubeletClient *http.Client
+	// ClusterDNS is passed to the API server, which then creates
+	// kube-system/kube-dns at it; "" (the default) means none, so that
+	// tests may use 10.43.0.10 for a Service of their own.
+	ClusterDNS string
+	// ServiceCIDR and NodePortRange are passed to the API server; ""
+	// means its defaults (10.43.0.0/16, 30000-32767).
+	ServiceCIDR, NodePortRange string
+	// Extra is passed to the API server: handlers served on its port
+	// behind its bearer-token authentication (apiserver.Config.Extra).
+	Extra map[string]http.Handler
 }
 
 // Env is a running control plane.
@@ -94,7 +104,8 @@ func Start(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := apiserver.New(apiserver.Config{Store: st, Listener: ln, TLS: &cert, Tokens: tokens, KubeletClient: opts.KubeletClient, Logger: log})
+	srv, err := apiserver.New(apiserver.Config{Store: st, Listener: ln, TLS: &cert, Tokens: tokens, KubeletClient: opts.KubeletClient,
+		ClusterDNS: opts.ClusterDNS, ServiceCIDR: opts.ServiceCIDR, NodePortRange: opts.NodePortRange, Extra: opts.Extra, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
