@@ -13,8 +13,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
 )
 
 // Defaults of Config.
@@ -32,8 +34,27 @@ type Runnable interface {
 	Run(ctx context.Context) error
 }
 
-// Builder makes a controller on the manager's client and shared informers.
-type Builder func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (Runnable, error)
+// Shared is what the manager hands every Builder: one client, one
+// informer factory and one event broadcaster for all the controllers, so
+// that ten controllers open one watch per resource and one Event writer,
+// not ten.
+type Shared struct {
+	// Client is the manager's client.
+	Client kubernetes.Interface
+	// Informers is started by the manager once every controller is built.
+	Informers informers.SharedInformerFactory
+	// Events writes the Events of every controller through one correlator
+	// (repeats become counts, floods are dropped); each controller makes
+	// its recorder with its own component name, as kube's do:
+	// Events.NewRecorder(scheme.Scheme, corev1.EventSource{Component:
+	// "replicaset-controller"}).
+	Events record.EventBroadcaster
+	// Logger is the manager's logger with the controller's name.
+	Logger *slog.Logger
+}
+
+// Builder makes a controller on what the manager shares.
+type Builder func(s Shared) (Runnable, error)
 
 // Config configures the manager.
 type Config struct {
@@ -171,16 +192,28 @@ func (m *Manager) Run(ctx context.Context) error {
 	return nil
 }
 
-// runControllers builds every controller on one informer factory and runs
-// them until ctx is done; the first error stops the rest.
+// runControllers builds every controller on one informer factory and one
+// event broadcaster and runs them until ctx is done; the first error stops
+// the rest.
 func (m *Manager) runControllers(ctx context.Context) error {
 	f := informers.NewSharedInformerFactory(m.cfg.Client, DefaultResync)
-	g, gctx := errgroup.WithContext(ctx)
+	// The broadcaster outlives the controllers (Shutdown after Wait), so
+	// that the Events of their last syncs are still written.
+	events := record.NewBroadcaster()
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.cfg.Client.CoreV1().Events("")})
+	defer events.Shutdown()
+	// Every controller is built before any runs: a Builder that fails
+	// then leaves nothing running behind the returned error.
+	built := make(map[string]Runnable, len(m.cfg.Controllers))
 	for name, build := range m.cfg.Controllers {
-		c, err := build(m.cfg.Client, f, m.cfg.Logger.With("controller", name))
+		c, err := build(Shared{Client: m.cfg.Client, Informers: f, Events: events, Logger: m.cfg.Logger.With("controller", name)})
 		if err != nil {
 			return fmt.Errorf("controllers: %s: %w", name, err)
 		}
+		built[name] = c
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for name, c := range built {
 		g.Go(func() error {
 			if err := c.Run(gctx); err != nil {
 				return fmt.Errorf("controllers: %s: %w", name, err)

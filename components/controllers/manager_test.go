@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-
 	"kiln.dev/kiln/components/controllers"
 	"kiln.dev/kiln/components/testenv"
 )
@@ -45,7 +42,7 @@ func TestManager_Run_releasesLeaseAfterControllersStop(t *testing.T) {
 			LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 100 * time.Millisecond,
 			Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 			Controllers: map[string]controllers.Builder{
-				"slow": func(kubernetes.Interface, informers.SharedInformerFactory, *slog.Logger) (controllers.Runnable, error) {
+				"slow": func(controllers.Shared) (controllers.Runnable, error) {
 					return slowStop{&running, &overlap}, nil
 				},
 			},

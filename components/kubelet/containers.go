@@ -253,6 +253,9 @@ func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *corev1.Pod
 	if k.pullBackoff.IsInBackOffSinceUpdate(key, now) {
 		msg := fmt.Sprintf("Back-off pulling image %q", c.Image)
 		k.event(pod, c.Name, corev1.EventTypeNormal, "BackOff", "%s", msg)
+		if last := st.pullErrors[c.Image]; last != "" {
+			msg += ": ErrImagePull: " + last
+		}
 		st.waiting[c.Name] = waiting{reason: "ImagePullBackOff", message: msg}
 		return k.cfg.BackoffBase / 2, false
 	}
@@ -263,11 +266,13 @@ func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *corev1.Pod
 		k.event(pod, c.Name, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", c.Image, err)
 		k.event(pod, c.Name, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
 		st.waiting[c.Name] = waiting{reason: "ErrImagePull", message: err.Error()}
+		st.pullErrors[c.Image] = err.Error()
 		// Sync again soon, so that the status moves on to
 		// ImagePullBackOff while the back-off runs.
 		return k.cfg.BackoffBase / 2, false
 	}
 	k.pullBackoff.Reset(key)
+	delete(st.pullErrors, c.Image)
 	k.event(pod, c.Name, corev1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %s", c.Image, k.now().Sub(start).Round(time.Millisecond))
 	return 0, true
 }

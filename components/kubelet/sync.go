@@ -37,6 +37,9 @@ type podState struct {
 	// waiting holds the reason a container does not run (back-off, image
 	// pull, bad config) until it starts.
 	waiting map[string]waiting
+	// pullErrors holds the last pull error of each image that is in
+	// back-off, so ImagePullBackOff says why, as Kubernetes 1.30+ does.
+	pullErrors map[string]string
 	// filesFor is the sandbox that etc-hosts and resolv.conf were written
 	// for; volumesAt is when the volumes were last written.
 	filesFor  string
@@ -57,7 +60,7 @@ type podState struct {
 }
 
 func newPodState() podState {
-	return podState{waiting: map[string]waiting{}}
+	return podState{waiting: map[string]waiting{}, pullErrors: map[string]string{}}
 }
 
 // podRuntime is what the runtime holds for one pod.

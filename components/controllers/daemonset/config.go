@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
 )
 
 // Defaults and fixed tunables.
@@ -27,6 +28,18 @@ const (
 	writeTimeout = 30 * time.Second
 )
 
+// EventComponent is the source of the controller's Events, as kube's
+// DaemonSet controller names itself (kubectl describe's "From").
+const EventComponent = "daemonset-controller"
+
+// Event reasons, as kube's pod control records them.
+const (
+	EventReasonSuccessfulCreate = "SuccessfulCreate"
+	EventReasonFailedCreate     = "FailedCreate"
+	EventReasonSuccessfulDelete = "SuccessfulDelete"
+	EventReasonFailedDelete     = "FailedDelete"
+)
+
 // Config configures the controller.
 type Config struct {
 	// Client creates and deletes Pods and writes DaemonSet status.
@@ -36,6 +49,11 @@ type Config struct {
 	// DaemonSet, Pod and Node informers on; the caller starts it.
 	// Required.
 	Informers informers.SharedInformerFactory
+	// Events, when set, receives the controller's Events about DaemonSets
+	// (SuccessfulCreate, FailedCreate, SuccessfulDelete, FailedDelete),
+	// recorded as EventComponent; the controller manager shares one
+	// broadcaster among all its controllers. Nil records none.
+	Events record.EventBroadcaster
 	// Workers is how many DaemonSets are synced concurrently; zero means
 	// DefaultWorkers.
 	Workers int

@@ -15,9 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 
 	"kiln.dev/kiln/components/controllers/expectations"
@@ -32,10 +34,13 @@ type Controller struct {
 	client  kubernetes.Interface
 	log     *slog.Logger
 	workers int
+	// recorder is nil when Config.Events is.
+	recorder record.EventRecorder
 
 	dsLister   appslisters.DaemonSetLister
 	podLister  corelisters.PodLister
 	nodeLister corelisters.NodeLister
+	revLister  appslisters.ControllerRevisionLister
 	synced     []cache.InformerSynced
 	handlers   []handler
 
@@ -77,6 +82,7 @@ func New(cfg Config) (*Controller, error) {
 	dsInformer := cfg.Informers.Apps().V1().DaemonSets()
 	podInformer := cfg.Informers.Core().V1().Pods()
 	nodeInformer := cfg.Informers.Core().V1().Nodes()
+	revInformer := cfg.Informers.Apps().V1().ControllerRevisions()
 	c := &Controller{
 		client:     cfg.Client,
 		log:        cfg.Logger.With(logKeyComponent, "daemonset"),
@@ -84,9 +90,13 @@ func New(cfg Config) (*Controller, error) {
 		dsLister:   dsInformer.Lister(),
 		podLister:  podInformer.Lister(),
 		nodeLister: nodeInformer.Lister(),
+		revLister:  revInformer.Lister(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "daemonset"}),
 		now: time.Now,
+	}
+	if cfg.Events != nil {
+		c.recorder = cfg.Events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent})
 	}
 	c.exp = expectations.New(ExpectationsTimeout, func() time.Time { return c.now() })
 	c.syncHandler = c.sync
@@ -97,6 +107,11 @@ func New(cfg Config) (*Controller, error) {
 		{dsInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addDS, UpdateFunc: c.updateDS, DeleteFunc: c.deleteDS}},
 		{podInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod}},
 		{nodeInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addNode, UpdateFunc: c.updateNode, DeleteFunc: c.deleteNode}},
+		// A revision deleted or changed by someone else is put right.
+		{revInformer.Informer(), cache.ResourceEventHandlerFuncs{
+			UpdateFunc: func(_, cur any) { c.enqueueRevisionOwner(cur) },
+			DeleteFunc: c.enqueueRevisionOwner,
+		}},
 	} {
 		reg, err := h.informer.AddEventHandler(h.funcs)
 		if err != nil {
@@ -286,6 +301,21 @@ func (c *Controller) updateNode(oldObj, curObj any) {
 }
 
 func (c *Controller) deleteNode(any) { c.enqueueAll() }
+
+func (c *Controller) enqueueRevisionOwner(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	r, ok := obj.(*appsv1.ControllerRevision)
+	if !ok {
+		return
+	}
+	if ref := metav1.GetControllerOf(r); ref != nil {
+		if ds := c.resolveControllerRef(r.Namespace, ref); ds != nil {
+			c.enqueue(ds)
+		}
+	}
+}
 
 // resolveControllerRef returns the cached DaemonSet ref names, or nil if
 // ref is not a DaemonSet or names one that no longer exists.

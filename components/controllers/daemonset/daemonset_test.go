@@ -9,7 +9,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,11 +22,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
 
 	"kiln.dev/kiln/components/controllers/daemonset"
 	"kiln.dev/kiln/components/testenv"
@@ -54,7 +61,9 @@ func testLogger(t testing.TB) *slog.Logger {
 func runController(t *testing.T, cs kubernetes.Interface) {
 	t.Helper()
 	f := informers.NewSharedInformerFactory(cs, 0)
-	c, err := daemonset.New(daemonset.Config{Client: cs, Informers: f, Logger: testLogger(t)})
+	events := record.NewBroadcaster()
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	c, err := daemonset.New(daemonset.Config{Client: cs, Informers: f, Events: events, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +82,26 @@ func runController(t *testing.T, cs kubernetes.Interface) {
 			t.Errorf("Run did not return within %v of cancel", waitLimit)
 		}
 		f.Shutdown()
+		events.Shutdown()
+	})
+}
+
+// waitEvents waits until the Events about ds, as "Type Reason Message
+// (source)" lines, satisfy cond.
+func waitEvents(t *testing.T, cs kubernetes.Interface, ds *appsv1.DaemonSet, what string, cond func([]string) bool) {
+	t.Helper()
+	eventually(t, what, func() bool {
+		l, err := cs.CoreV1().Events(ns).List(t.Context(), metav1.ListOptions{
+			FieldSelector: fields.OneTermEqualSelector("involvedObject.uid", string(ds.UID)).String(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, e := range l.Items {
+			lines = append(lines, fmt.Sprintf("%s %s %s (%s)", e.Type, e.Reason, e.Message, e.Source.Component))
+		}
+		return cond(lines)
 	})
 }
 
@@ -304,6 +333,27 @@ func TestController_placement(t *testing.T) {
 		pods := livePods(t, cs, "agent")
 		return len(pods) == 1 && pods[0].Spec.NodeName == "n4"
 	})
+
+	// Every create and delete is an Event about the DaemonSet, as
+	// kubectl describe ds shows them: the Pods for n1, n4 and n5 created;
+	// n1's, n5's and the extra one deleted.
+	var events []string
+	waitEvents(t, cs, ds, "SuccessfulCreate and SuccessfulDelete events", func(lines []string) bool {
+		events = lines
+		created, deleted := 0, 0
+		for _, l := range lines {
+			switch {
+			case strings.HasPrefix(l, "Normal SuccessfulCreate Created pod: agent-") && strings.HasSuffix(l, "(daemonset-controller)"):
+				created++
+			case strings.HasPrefix(l, "Normal SuccessfulDelete Deleted pod: agent-") && strings.HasSuffix(l, "(daemonset-controller)"):
+				deleted++
+			}
+		}
+		return created == 3 && deleted == 3
+	})
+	if first := "Normal SuccessfulCreate Created pod: " + p.Name + " (daemonset-controller)"; !slices.Contains(events, first) {
+		t.Errorf("events %q lack %q", events, first)
+	}
 }
 
 func TestController_nodeAffinityAndTolerations(t *testing.T) {
@@ -496,4 +546,102 @@ func TestController_onDelete(t *testing.T) {
 	}
 	wantStatus(t, cs, "od", appsv1.DaemonSetStatus{DesiredNumberScheduled: 2, CurrentNumberScheduled: 2,
 		NumberReady: 2, NumberAvailable: 2, UpdatedNumberScheduled: 1})
+}
+
+// kubectl runs the real kubectl against env, with a HOME of its own so
+// that no discovery cache is shared, and returns its combined output.
+func kubectl(t *testing.T, env *testenv.Env, args ...string) string {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), testenv.Kubectl(t), append([]string{"--kubeconfig", env.Kubeconfig, "-n", ns}, args...)...)
+	cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// revisions lists the DaemonSet's ControllerRevisions as "revision:hash",
+// oldest first.
+func revisions(t *testing.T, cs kubernetes.Interface, ds *appsv1.DaemonSet) []string {
+	t.Helper()
+	l, err := cs.AppsV1().ControllerRevisions(ns).List(t.Context(), metav1.ListOptions{LabelSelector: "app=" + ds.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range l.Items {
+		if metav1.IsControlledBy(&r, ds) {
+			out = append(out, fmt.Sprintf("%d:%s", r.Revision, r.Labels[daemonset.LabelRevisionHash]))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Every template the DaemonSet has had is a ControllerRevision, as in
+// kube, so that kubectl rollout history and undo work; going back to an
+// earlier template renumbers its revision rather than adding one, and
+// only spec.revisionHistoryLimit old ones are kept.
+func TestController_history(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	testenv.Kubectl(t)
+	cs := env.Clientset
+	createNode(t, cs, "n1", nil)
+	fakeKubelet(t, cs, 0)
+	runController(t, cs)
+
+	spec := newDS("hist", nil)
+	spec.Spec.RevisionHistoryLimit = new(int32(2))
+	ds := createDS(t, cs, spec)
+	setV := func(v string) string {
+		t.Helper()
+		if _, err := cs.AppsV1().DaemonSets(ns).Patch(t.Context(), "hist", types.MergePatchType,
+			fmt.Appendf(nil, `{"spec":{"template":{"metadata":{"annotations":{"v":%q}}}}}`, v), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var hash string
+		eventually(t, "the pod of v="+v, func() bool {
+			pods := livePods(t, cs, "hist")
+			if len(pods) != 1 || pods[0].Annotations["v"] != v || !podReady(&pods[0]) {
+				return false
+			}
+			hash = pods[0].Labels[daemonset.LabelRevisionHash]
+			return true
+		})
+		return hash
+	}
+	h1 := waitOnNodes(t, cs, "hist", "n1")[0].Labels[daemonset.LabelRevisionHash]
+	h2 := setV("2")
+	h3 := setV("3")
+	eventually(t, "three revisions", func() bool {
+		return slices.Equal(revisions(t, cs, ds), []string{"1:" + h1, "2:" + h2, "3:" + h3})
+	})
+	out := kubectl(t, env, "rollout", "history", "ds/hist")
+	if !regexp.MustCompile(`(?m)^REVISION\s+CHANGE-CAUSE\n1\s+<none>\n2\s+<none>\n3\s+<none>`).MatchString(out) {
+		t.Errorf("kubectl rollout history ds/hist:\n%s", out)
+	}
+	if out := kubectl(t, env, "rollout", "history", "ds/hist", "--revision=2"); !strings.Contains(out, "v: 2") {
+		t.Errorf("kubectl rollout history ds/hist --revision=2 lacks the template's annotation v: 2:\n%s", out)
+	}
+
+	// kubectl rollout undo applies revision 2's data: the template of
+	// v=2 again, whose revision becomes 4.
+	kubectl(t, env, "rollout", "undo", "ds/hist", "--to-revision=2")
+	eventually(t, "the pod of v=2 again", func() bool {
+		pods := livePods(t, cs, "hist")
+		return len(pods) == 1 && pods[0].Labels[daemonset.LabelRevisionHash] == h2 && podReady(&pods[0])
+	})
+	eventually(t, "revisions 1, 3 and 4", func() bool {
+		return slices.Equal(revisions(t, cs, ds), []string{"1:" + h1, "3:" + h3, "4:" + h2})
+	})
+	if got := getDS(t, cs, "hist").Spec.Template.Annotations["v"]; got != "2" {
+		t.Errorf("template annotation v=%q after undo, want 2", got)
+	}
+	// A new template: three old revisions, one beyond the limit of 2;
+	// the oldest goes.
+	h5 := setV("5")
+	eventually(t, "revisions 3, 4 and 5", func() bool {
+		return slices.Equal(revisions(t, cs, ds), []string{"3:" + h3, "4:" + h2, "5:" + h5})
+	})
 }

@@ -24,10 +24,17 @@
 //
 // Revisions: every Pod carries the controller-revision-hash label, a hash
 // of spec.template (and status.collisionCount), and pod-template-generation
-// (metadata.generation when it was created). kube also stores each
-// template in a ControllerRevision for rollback; this controller does not
-// create ControllerRevisions (so `kubectl rollout undo daemonset` has
-// nothing to go back to), and compares Pods to the current hash only.
+// (metadata.generation when it was created). As kube, the controller keeps
+// each template in a ControllerRevision <name>-<hash> owned by the
+// DaemonSet, numbered in order, whose data is the patch that restores the
+// template: `kubectl rollout history ds/x` lists them and `kubectl rollout
+// undo ds/x` goes back to one, whose revision then becomes the newest.
+// Old revisions beyond spec.revisionHistoryLimit (default 10) go, oldest
+// first, unless a Pod still carries their hash.
+//
+// Events: with Config.Events, every Pod created or deleted is an Event
+// about the DaemonSet (SuccessfulCreate, SuccessfulDelete, FailedCreate,
+// FailedDelete), as kubectl describe ds shows them in kube.
 //
 // Rolling update: Pods whose hash differs from the template's are deleted
 // while at most spec.updateStrategy.rollingUpdate.maxUnavailable (default

@@ -66,6 +66,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		slices.SortFunc(ps, olderFirst)
 	}
 	hash := templateHash(ds)
+	if ds.DeletionTimestamp == nil {
+		if hash, err = c.syncHistory(ctx, ds, nodeToPods); err != nil {
+			return fmt.Errorf("revisions: %w", err)
+		}
+	}
 	now := c.now()
 
 	var manageErr error
@@ -264,7 +269,7 @@ func (c *Controller) syncNodes(ctx context.Context, key string, ds *appsv1.Daemo
 	var wg sync.WaitGroup
 	for i, p := range del {
 		wg.Go(func() {
-			err := worker.Recover(func() error { return c.deletePodNow(ctx, p) })
+			err := worker.Recover(func() error { return c.deletePodNow(ctx, ds, p) })
 			if err != nil {
 				c.exp.DeletionObserved(key, delKeys[i])
 				if !apierrors.IsNotFound(err) {
@@ -303,21 +308,42 @@ func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 }
 
+// createPod creates ds's Pod for node and records the outcome as an
+// Event, as kube's pod control does: none when the namespace is going.
 func (c *Controller) createPod(ctx context.Context, ds *appsv1.DaemonSet, node, hash string) error {
 	wctx, cancel := writeContext(ctx)
 	defer cancel()
-	_, err := c.client.CoreV1().Pods(ds.Namespace).Create(wctx, newPod(ds, node, hash), metav1.CreateOptions{})
+	created, err := c.client.CoreV1().Pods(ds.Namespace).Create(wctx, newPod(ds, node, hash), metav1.CreateOptions{})
+	switch {
+	case err == nil:
+		c.event(ds, corev1.EventTypeNormal, EventReasonSuccessfulCreate, "Created pod: %s", created.Name)
+	case !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		c.event(ds, corev1.EventTypeWarning, EventReasonFailedCreate, "Error creating: %v", err)
+	}
 	return err
 }
 
-// deletePodNow deletes one Pod, gracefully, if it is still the one that
-// was chosen.
-func (c *Controller) deletePodNow(ctx context.Context, p *corev1.Pod) error {
+// deletePodNow deletes one Pod of ds, gracefully, if it is still the one
+// that was chosen, and records the outcome as an Event (none for a Pod
+// already gone).
+func (c *Controller) deletePodNow(ctx context.Context, ds *appsv1.DaemonSet, p *corev1.Pod) error {
 	wctx, cancel := writeContext(ctx)
 	defer cancel()
 	err := c.client.CoreV1().Pods(p.Namespace).Delete(wctx, p.Name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(p.UID))})
-	if apierrors.IsConflict(err) {
+	switch {
+	case err == nil:
+		c.event(ds, corev1.EventTypeNormal, EventReasonSuccessfulDelete, "Deleted pod: %s", p.Name)
+	case apierrors.IsConflict(err):
 		return apierrors.NewNotFound(corev1.Resource("pods"), p.Name)
+	case !apierrors.IsNotFound(err):
+		c.event(ds, corev1.EventTypeWarning, EventReasonFailedDelete, "Error deleting: %v", err)
 	}
 	return err
+}
+
+// event records an Event about ds, unless the controller records none.
+func (c *Controller) event(ds *appsv1.DaemonSet, eventType, reason, format string, args ...any) {
+	if c.recorder != nil {
+		c.recorder.Eventf(ds, eventType, reason, format, args...)
+	}
 }

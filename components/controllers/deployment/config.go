@@ -5,11 +5,22 @@ import (
 
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
 )
 
 // DefaultWorkers is the number of Deployments synced at once when
 // Config.Workers is zero.
 const DefaultWorkers = 5
+
+// EventComponent is the source of the controller's Events, as kube's
+// Deployment controller names itself (kubectl describe's "From").
+const EventComponent = "deployment-controller"
+
+// EventReasonScalingReplicaSet is the reason of the Event recorded for
+// every change of a ReplicaSet's size ("Scaled up replica set web-7d9
+// from 0 to 3"); a failed create of the new ReplicaSet is recorded with
+// ReasonFailedReplicaSetCreate.
+const EventReasonScalingReplicaSet = "ScalingReplicaSet"
 
 // Config configures the controller.
 type Config struct {
@@ -19,6 +30,11 @@ type Config struct {
 	// Deployment, ReplicaSet and Pod informers on; the caller starts it.
 	// Required.
 	Informers informers.SharedInformerFactory
+	// Events, when set, receives the controller's Events about
+	// Deployments (ScalingReplicaSet, ReplicaSetCreateError), recorded as
+	// EventComponent; the controller manager shares one broadcaster among
+	// all its controllers. Nil records none.
+	Events record.EventBroadcaster
 	// Workers is how many Deployments are synced concurrently; zero means
 	// DefaultWorkers.
 	Workers int

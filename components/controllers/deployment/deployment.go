@@ -16,9 +16,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -28,6 +30,8 @@ type Controller struct {
 	client  kubernetes.Interface
 	workers int
 	log     *slog.Logger
+	// recorder is nil when Config.Events is.
+	recorder record.EventRecorder
 
 	dLister   appslisters.DeploymentLister
 	rsLister  appslisters.ReplicaSetLister
@@ -82,6 +86,9 @@ func New(cfg Config) (*Controller, error) {
 		rsLister:  rsInf.Lister(),
 		podLister: podInf.Lister(),
 		now:       time.Now,
+	}
+	if cfg.Events != nil {
+		c.recorder = cfg.Events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent})
 	}
 	handlers := []struct {
 		inf cache.SharedIndexInformer
@@ -206,6 +213,13 @@ func (c *Controller) enqueueKey(key string) {
 func (c *Controller) enqueueAfter(d *appsv1.Deployment, after time.Duration) {
 	if q := c.queue.Load(); q != nil {
 		q.AddAfter(keyOf(d), after)
+	}
+}
+
+// event records an Event about d, unless the controller records none.
+func (c *Controller) event(d *appsv1.Deployment, eventType, reason, format string, args ...any) {
+	if c.recorder != nil {
+		c.recorder.Eventf(d, eventType, reason, format, args...)
 	}
 }
 

@@ -24,8 +24,12 @@
 //     metadata, where kube's lets the status update carry it;
 //   - a rolling update counts an old ReplicaSet as the larger of its size
 //     and the pods it still reports, so that maxSurge bounds the pods
-//     that exist, not only those requested (see newRSNewReplicas);
-//   - no Events are recorded.
+//     that exist, not only those requested (see newRSNewReplicas).
+//
+// With Config.Events it records kube's Events about the Deployment:
+// ScalingReplicaSet for every change of a ReplicaSet's size ("Scaled up
+// replica set web-7d9 from 0 to 3"), ReplicaSetCreateError when the new
+// ReplicaSet cannot be created; kubectl describe deployment shows them.
 //
 // Usage, as the controller manager does it:
 //

@@ -2,10 +2,6 @@ package deployment_test
 
 import (
 	"fmt"
-	"log/slog"
-
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 
 	"kiln.dev/kiln/components/controllers"
 	"kiln.dev/kiln/components/controllers/deployment"
@@ -15,8 +11,8 @@ import (
 // informer factory when it becomes leader, starts the factory and runs
 // it until it loses the lease.
 func Example() {
-	build := func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
-		return deployment.New(deployment.Config{Client: cs, Informers: f, Logger: log})
+	build := func(s controllers.Shared) (controllers.Runnable, error) {
+		return deployment.New(deployment.Config{Client: s.Client, Informers: s.Informers, Events: s.Events, Logger: s.Logger})
 	}
 	cfg := controllers.Config{Controllers: map[string]controllers.Builder{"deployment": build}}
 	fmt.Println(len(cfg.Controllers))

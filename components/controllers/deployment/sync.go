@@ -299,14 +299,20 @@ func (c *Controller) createNewReplicaSet(ctx context.Context, d *appsv1.Deployme
 		}
 		return nil, err
 	case err != nil:
+		msg := fmt.Sprintf("Failed to create new replica set %q: %v", rs.Name, err)
+		if !apierrors.IsConflict(err) {
+			c.event(d, corev1.EventTypeWarning, ReasonFailedReplicaSetCreate, "%s", msg)
+		}
 		if hasProgressDeadline(d) && !apierrors.IsConflict(err) {
-			setCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionFalse, ReasonFailedReplicaSetCreate,
-				fmt.Sprintf("Failed to create new replica set %q: %v", rs.Name, err), c.now()))
+			setCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionFalse, ReasonFailedReplicaSetCreate, msg, c.now()))
 			if werr := c.writeStatus(ctx, d); werr != nil {
 				return nil, errors.Join(err, werr)
 			}
 		}
 		return nil, fmt.Errorf("create replicaset %s: %w", rs.Name, err)
+	}
+	if !alreadyExists && replicasOfRS(created) > 0 {
+		c.event(d, corev1.EventTypeNormal, EventReasonScalingReplicaSet, "Scaled up replica set %s from 0 to %d", created.Name, replicasOfRS(created))
 	}
 
 	if err := c.writeRevision(ctx, d, created.Annotations[AnnotationRevision]); err != nil {
@@ -414,6 +420,11 @@ func (c *Controller) scaleReplicaSet(ctx context.Context, rs *appsv1.ReplicaSet,
 	}
 	if sizeChanged {
 		c.log.Debug("scaled replicaset", logKeyObject, keyOf(d), logKeyReplicaSet, rs.Name, logKeyReplicas, size)
+		direction := "up"
+		if size < replicasOfRS(rs) {
+			direction = "down"
+		}
+		c.event(d, corev1.EventTypeNormal, EventReasonScalingReplicaSet, "Scaled %s replica set %s from %d to %d", direction, rs.Name, replicasOfRS(rs), size)
 	}
 	return sizeChanged, out, nil
 }

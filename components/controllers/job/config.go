@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
 )
 
 // Defaults and fixed tunables, as kube's Job controller has them.
@@ -38,6 +39,21 @@ const (
 	LabelLegacyJobName       = "job-name"
 )
 
+// EventComponent is the source of the controller's Events, as kube's Job
+// controller names itself (kubectl describe's "From").
+const EventComponent = "job-controller"
+
+// Event reasons, as kube's Job controller and pod control record them. A
+// failed Job's Event has the reason of its Failed condition
+// (BackoffLimitExceeded, DeadlineExceeded).
+const (
+	EventReasonSuccessfulCreate = "SuccessfulCreate"
+	EventReasonFailedCreate     = "FailedCreate"
+	EventReasonSuccessfulDelete = "SuccessfulDelete"
+	EventReasonFailedDelete     = "FailedDelete"
+	EventReasonCompleted        = "Completed"
+)
+
 // Config configures the controller.
 type Config struct {
 	// Client creates and deletes Pods and writes Job status. Required.
@@ -45,6 +61,12 @@ type Config struct {
 	// Informers is the shared factory the controller registers its Job and
 	// Pod informers on; the caller starts it. Required.
 	Informers informers.SharedInformerFactory
+	// Events, when set, receives the controller's Events about Jobs
+	// (SuccessfulCreate, FailedCreate, SuccessfulDelete, FailedDelete,
+	// Completed, BackoffLimitExceeded, DeadlineExceeded), recorded as
+	// EventComponent; the controller manager shares one broadcaster among
+	// all its controllers. Nil records none.
+	Events record.EventBroadcaster
 	// Workers is how many Jobs are synced concurrently; zero means
 	// DefaultWorkers.
 	Workers int

@@ -14,6 +14,11 @@
 // with status.completionTime once completions Pods succeeded. Finished
 // Pods are kept, for their logs.
 //
+// With Config.Events it records kube's Events about the Job: every Pod
+// created or deleted (SuccessfulCreate, SuccessfulDelete, FailedCreate,
+// FailedDelete) and its end (Completed; BackoffLimitExceeded or
+// DeadlineExceeded, with the Failed condition's message), once.
+//
 // Not implemented: Indexed completion, podFailurePolicy, successPolicy,
 // podReplacementPolicy, the job-tracking finalizer (a Pod deleted before it
 // finished is not counted), the exponential delay before replacing failed

@@ -13,9 +13,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 
 	"kiln.dev/kiln/components/controllers/expectations"
@@ -31,6 +33,8 @@ type Controller struct {
 	client  kubernetes.Interface
 	log     *slog.Logger
 	workers int
+	// recorder is nil when Config.Events is.
+	recorder record.EventRecorder
 
 	jobLister batchlisters.JobLister
 	podLister corelisters.PodLister
@@ -83,6 +87,9 @@ func New(cfg Config) (*Controller, error) {
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "job"}),
 		now: time.Now,
+	}
+	if cfg.Events != nil {
+		c.recorder = cfg.Events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent})
 	}
 	c.exp = expectations.New(ExpectationsTimeout, func() time.Time { return c.now() })
 	c.syncHandler = c.sync

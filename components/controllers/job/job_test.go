@@ -7,7 +7,10 @@ package job_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,8 +18,11 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
 
 	"kiln.dev/kiln/components/controllers/job"
 	"kiln.dev/kiln/components/testenv"
@@ -47,7 +53,9 @@ func start(t *testing.T) kubernetes.Interface {
 	testenv.StandInKubelet(t, env, testenv.StandInOptions{})
 	cs := env.Clientset
 	f := informers.NewSharedInformerFactory(cs, 0)
-	c, err := job.New(job.Config{Client: cs, Informers: f,
+	events := record.NewBroadcaster()
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	c, err := job.New(job.Config{Client: cs, Informers: f, Events: events,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		t.Fatal(err)
@@ -69,9 +77,41 @@ func start(t *testing.T) kubernetes.Interface {
 				t.Errorf("Run did not return within %v of cancel", waitLimit)
 			}
 			f.Shutdown()
+			events.Shutdown()
 		})
 	})
 	return cs
+}
+
+// waitEvent waits for an Event about j that reads want, as "Type Reason
+// Message (source)", and returns all of them in that form.
+func waitEvent(t *testing.T, cs kubernetes.Interface, j *batchv1.Job, want string) []string {
+	t.Helper()
+	var out []string
+	eventually(t, "event "+want, func() bool {
+		l, err := cs.CoreV1().Events(ns).List(t.Context(), metav1.ListOptions{
+			FieldSelector: fields.OneTermEqualSelector("involvedObject.uid", string(j.UID)).String(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = out[:0]
+		for _, e := range l.Items {
+			out = append(out, fmt.Sprintf("%s %s %s (%s)", e.Type, e.Reason, e.Message, e.Source.Component))
+		}
+		return slices.Contains(out, want)
+	})
+	return out
+}
+
+func countPrefix(lines []string, prefix string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 func newJob(name string, completions, parallelism, backoff int32) *batchv1.Job {
@@ -204,6 +244,15 @@ func TestController_completionsWithParallelism(t *testing.T) {
 			t.Fatalf("pod %s phase %s deleting %v, want kept Succeeded", p.Name, p.Status.Phase, p.DeletionTimestamp != nil)
 		}
 	}
+	events := waitEvent(t, cs, j, "Normal Completed Job completed (job-controller)")
+	for _, p := range pods {
+		if want := "Normal SuccessfulCreate Created pod: " + p.Name + " (job-controller)"; !slices.Contains(events, want) {
+			t.Errorf("events %q lack %q", events, want)
+		}
+	}
+	if n := countPrefix(events, "Normal Completed"); n != 1 {
+		t.Errorf("%d Completed events, want 1: %q", n, events)
+	}
 }
 
 func TestController_backoffLimitExceeded(t *testing.T) {
@@ -231,6 +280,7 @@ func TestController_backoffLimitExceeded(t *testing.T) {
 	if len(pods) != 2 || unfinished(pods) != 0 {
 		t.Fatalf("%d pods (%d unfinished), want the 2 failed ones and no replacement", len(pods), unfinished(pods))
 	}
+	waitEvent(t, cs, j, "Warning BackoffLimitExceeded Job has reached the specified backoff limit (job-controller)")
 }
 
 func TestController_activeDeadlineExceeded(t *testing.T) {
@@ -254,6 +304,11 @@ func TestController_activeDeadlineExceeded(t *testing.T) {
 	}
 	// The stand-in kubelet removes Pods once their deletion starts.
 	eventually(t, "active pods deleted", func() bool { return len(jobPods(t, cs, j)) == 0 })
+	events := waitEvent(t, cs, j, "Warning DeadlineExceeded Job was active longer than specified deadline (job-controller)")
+	eventually(t, "2 SuccessfulDelete events", func() bool {
+		events = waitEvent(t, cs, j, events[0])
+		return countPrefix(events, "Normal SuccessfulDelete Deleted pod: slow-") == 2
+	})
 }
 
 func TestNew_validates(t *testing.T) {

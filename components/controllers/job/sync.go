@@ -123,7 +123,25 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return fmt.Errorf("update status: %w", err)
 	}
+	// Once the end is stored: a later sync leaves a finished Job alone,
+	// so the Event is recorded once.
+	for _, cond := range job.Status.Conditions {
+		switch {
+		case cond.Status != corev1.ConditionTrue:
+		case cond.Type == batchv1.JobComplete:
+			c.event(job, corev1.EventTypeNormal, EventReasonCompleted, "Job completed")
+		case cond.Type == batchv1.JobFailed:
+			c.event(job, corev1.EventTypeWarning, cond.Reason, "%s", cond.Message)
+		}
+	}
 	return nil
+}
+
+// event records an Event about job, unless the controller records none.
+func (c *Controller) event(job *batchv1.Job, eventType, reason, format string, args ...any) {
+	if c.recorder != nil {
+		c.recorder.Eventf(job, eventType, reason, format, args...)
+	}
 }
 
 // finish deletes the active Pods of job and records its end in job.Status:
@@ -133,7 +151,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 func (c *Controller) finish(ctx context.Context, job *batchv1.Job, active []*corev1.Pod, reason, message string, now time.Time) error {
 	var errs []error
 	for _, p := range active {
-		if err := c.deletePodNow(ctx, p); err != nil {
+		if err := c.deletePodNow(ctx, job, p); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -193,7 +211,7 @@ func (c *Controller) manageActive(ctx context.Context, key string, job *batchv1.
 		var wg sync.WaitGroup
 		for _, p := range victims {
 			wg.Go(func() {
-				if err := c.deletePodNow(ctx, p); err != nil {
+				if err := c.deletePodNow(ctx, job, p); err != nil {
 					c.exp.DeletionObserved(key, podKey(p))
 					mu.Lock()
 					errs = append(errs, err)
@@ -292,11 +310,19 @@ func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 }
 
-// createPod creates one Pod from the Job's template.
+// createPod creates one Pod from the Job's template and records the
+// outcome as an Event, as kube's pod control does: none when the
+// namespace is going.
 func (c *Controller) createPod(ctx context.Context, job *batchv1.Job) error {
 	wctx, cancel := writeContext(ctx)
 	defer cancel()
-	_, err := c.client.CoreV1().Pods(job.Namespace).Create(wctx, newPod(job), metav1.CreateOptions{})
+	created, err := c.client.CoreV1().Pods(job.Namespace).Create(wctx, newPod(job), metav1.CreateOptions{})
+	switch {
+	case err == nil:
+		c.event(job, corev1.EventTypeNormal, EventReasonSuccessfulCreate, "Created pod: %s", created.Name)
+	case !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		c.event(job, corev1.EventTypeWarning, EventReasonFailedCreate, "Error creating: %v", err)
+	}
 	return err
 }
 
@@ -324,13 +350,20 @@ func newPod(job *batchv1.Job) *corev1.Pod {
 	}
 }
 
-// deletePodNow deletes p if it is still the Pod the cache showed; one
-// already gone counts as deleted.
-func (c *Controller) deletePodNow(ctx context.Context, p *corev1.Pod) error {
+// deletePodNow deletes p, a Pod of job, if it is still the Pod the cache
+// showed, and records the outcome as an Event; one already gone counts as
+// deleted, without an Event.
+func (c *Controller) deletePodNow(ctx context.Context, job *batchv1.Job, p *corev1.Pod) error {
 	wctx, cancel := writeContext(ctx)
 	defer cancel()
 	err := c.client.CoreV1().Pods(p.Namespace).Delete(wctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
-	if err != nil && !apierrors.IsNotFound(err) {
+	switch {
+	case err == nil:
+		c.event(job, corev1.EventTypeNormal, EventReasonSuccessfulDelete, "Deleted pod: %s", p.Name)
+	case apierrors.IsNotFound(err):
+		return nil
+	default:
+		c.event(job, corev1.EventTypeWarning, EventReasonFailedDelete, "Error deleting: %v", err)
 		return fmt.Errorf("delete pod %s: %w", p.Name, err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
 )
 
 // Defaults and fixed tunables.
@@ -20,6 +21,15 @@ const (
 	// writeTimeout bounds each API write; writes are detached from Run's
 	// context so that a sync finishes what it started.
 	writeTimeout = 30 * time.Second
+)
+
+// Sources and reasons of the controller's Events, as kube's node
+// lifecycle controller and its taint eviction controller name them.
+const (
+	EventComponentNode              = "node-controller"
+	EventComponentEviction          = "taint-eviction-controller"
+	EventReasonNodeNotReady         = "NodeNotReady"
+	EventReasonTaintManagerEviction = "TaintManagerEviction"
 )
 
 // Config configures the controller.
@@ -37,6 +47,13 @@ type Config struct {
 	// MonitorPeriod is how often every Node is checked; zero means
 	// DefaultMonitorPeriod.
 	MonitorPeriod time.Duration
+	// Events, when set, receives the controller's Events, as kube's node
+	// lifecycle controller records them: NodeNotReady about a Node that
+	// stopped reporting and about each of its Pods marked not ready (from
+	// EventComponentNode), TaintManagerEviction about each Pod evicted
+	// (from EventComponentEviction). The controller manager shares one
+	// broadcaster among all its controllers. Nil records none.
+	Events record.EventBroadcaster
 	// Logger receives lifecycle and per-Node messages; nil means
 	// slog.Default().
 	Logger *slog.Logger

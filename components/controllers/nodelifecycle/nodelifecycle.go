@@ -14,9 +14,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	coordlisters "k8s.io/client-go/listers/coordination/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -29,6 +31,8 @@ type Controller struct {
 	log           *slog.Logger
 	grace         time.Duration
 	monitorPeriod time.Duration
+	// nodeEvents and evictionEvents are nil when Config.Events is.
+	nodeEvents, evictionEvents record.EventRecorder
 
 	nodeLister  corelisters.NodeLister
 	leaseLister coordlisters.LeaseLister
@@ -102,6 +106,10 @@ func New(cfg Config) (*Controller, error) {
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodelifecycle"}),
 		health: map[string]health{},
 		now:    time.Now,
+	}
+	if cfg.Events != nil {
+		c.nodeEvents = cfg.Events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponentNode})
+		c.evictionEvents = cfg.Events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponentEviction})
 	}
 	if _, exists := c.podIndexer.GetIndexers()[nodeNameIndex]; !exists {
 		err := podInf.Informer().AddIndexers(cache.Indexers{nodeNameIndex: func(obj any) ([]string, error) {

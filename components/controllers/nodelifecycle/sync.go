@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Condition reasons and messages, as kube's.
@@ -142,26 +143,43 @@ func (c *Controller) markUnknown(ctx context.Context, node *corev1.Node, now tim
 		return nil, fmt.Errorf("mark node Unknown: %w", err)
 	}
 	c.log.Warn("node stopped posting status; marked Ready=Unknown", logKeyNode, node.Name, "gracePeriod", c.grace)
+	if c.nodeEvents != nil {
+		// kube's RecordNodeStatusChange: a Node's Events name it by
+		// its name as UID, as the kubelet's do, which is what kubectl
+		// describe node looks for.
+		ref := &corev1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: types.UID(node.Name)}
+		c.nodeEvents.Eventf(ref, corev1.EventTypeNormal, EventReasonNodeNotReady, "Node %s status is now: %s", node.Name, EventReasonNodeNotReady)
+	}
 	return out, nil
 }
 
-// setTaint makes want (or none, if empty) the only managed NoExecute
-// taint of the Node, keeping the timeAdded of a taint already there.
+// setTaint makes want (or none, if empty) the only managed taint of the
+// Node, with both effects, as kube's node lifecycle controller does: the
+// NoExecute one evicts the Pods that do not tolerate it, the NoSchedule
+// one keeps the scheduler from placing new Pods there (every Pod
+// tolerates the NoExecute one for a while, the API's default). A taint
+// already there keeps its timeAdded.
 func (c *Controller) setTaint(ctx context.Context, node *corev1.Node, want string, now time.Time) (*corev1.Node, error) {
 	var taints []corev1.Taint
-	has, changed := false, false
+	has := map[corev1.TaintEffect]bool{}
+	changed := false
 	for _, t := range node.Spec.Taints {
-		managed := t.Effect == corev1.TaintEffectNoExecute && (t.Key == managedTaints[0] || t.Key == managedTaints[1])
+		managed := (t.Effect == corev1.TaintEffectNoExecute || t.Effect == corev1.TaintEffectNoSchedule) &&
+			(t.Key == managedTaints[0] || t.Key == managedTaints[1])
 		switch {
 		case managed && t.Key == want:
-			has = true
+			has[t.Effect] = true
 		case managed:
 			changed = true
 			continue
 		}
 		taints = append(taints, t)
 	}
-	if want != "" && !has {
+	if want != "" && !has[corev1.TaintEffectNoSchedule] {
+		taints = append(taints, corev1.Taint{Key: want, Effect: corev1.TaintEffectNoSchedule})
+		changed = true
+	}
+	if want != "" && !has[corev1.TaintEffectNoExecute] {
 		ta := metav1.NewTime(now)
 		taints = append(taints, corev1.Taint{Key: want, Effect: corev1.TaintEffectNoExecute, TimeAdded: &ta})
 		changed = true
@@ -178,9 +196,9 @@ func (c *Controller) setTaint(ctx context.Context, node *corev1.Node, want strin
 		return nil, fmt.Errorf("set node taints: %w", err)
 	}
 	if want != "" {
-		c.log.Warn("tainted node", logKeyNode, node.Name, logKeyTaint, want+":NoExecute")
+		c.log.Warn("tainted node", logKeyNode, node.Name, logKeyTaint, want)
 	} else {
-		c.log.Info("node is back; removed its NoExecute taints", logKeyNode, node.Name)
+		c.log.Info("node is back; removed its taints", logKeyNode, node.Name)
 	}
 	return out, nil
 }
@@ -213,7 +231,11 @@ func (c *Controller) markPodsNotReady(ctx context.Context, objs []any, now time.
 		wctx, cancel := writeContext(ctx)
 		_, err := c.client.CoreV1().Pods(pod.Namespace).UpdateStatus(wctx, pod, metav1.UpdateOptions{})
 		cancel()
-		if err != nil && !apierrors.IsNotFound(err) {
+		switch {
+		case err == nil && c.nodeEvents != nil:
+			// After the write, as kube: the Pod still exists.
+			c.nodeEvents.Event(pod, corev1.EventTypeWarning, EventReasonNodeNotReady, "Node is not ready")
+		case err != nil && !apierrors.IsNotFound(err):
 			errs = append(errs, fmt.Errorf("mark pod %s/%s not ready: %w", pod.Namespace, pod.Name, err))
 		}
 	}
@@ -244,13 +266,21 @@ func (c *Controller) evict(ctx context.Context, node *corev1.Node, objs []any, n
 			}
 			continue
 		}
-		uid := pod.UID
+		// The resourceVersion precondition makes a second eviction of a
+		// Pod a conflict rather than a no-op that looks like a success:
+		// the next sync may run before the watch shows the first one.
+		// A conflict with any other write is retried when the watch
+		// shows that write, which enqueues the Node.
+		uid, rv := pod.UID, pod.ResourceVersion
 		wctx, cancel := writeContext(ctx)
-		err := c.client.CoreV1().Pods(pod.Namespace).Delete(wctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		err := c.client.CoreV1().Pods(pod.Namespace).Delete(wctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
 		cancel()
 		switch {
 		case err == nil:
 			c.log.Warn("evicted pod from NoExecute-tainted node", logKeyNode, node.Name, logKeyPod, pod.Namespace+"/"+pod.Name)
+			if c.evictionEvents != nil {
+				c.evictionEvents.Eventf(pod, corev1.EventTypeNormal, EventReasonTaintManagerEviction, "Marking for deletion Pod %s/%s", pod.Namespace, pod.Name)
+			}
 		case apierrors.IsNotFound(err), apierrors.IsConflict(err):
 		default:
 			errs = append(errs, fmt.Errorf("evict pod %s/%s: %w", pod.Namespace, pod.Name, err))

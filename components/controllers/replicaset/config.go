@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
 )
 
 // Defaults and fixed tunables, as kube's ReplicaSet controller has them.
@@ -28,6 +29,18 @@ const (
 	writeTimeout = 30 * time.Second
 )
 
+// EventComponent is the source of the controller's Events, as kube's
+// ReplicaSet controller names itself (kubectl describe's "From").
+const EventComponent = "replicaset-controller"
+
+// Event reasons, as kube's pod control records them.
+const (
+	EventReasonSuccessfulCreate = "SuccessfulCreate"
+	EventReasonFailedCreate     = "FailedCreate"
+	EventReasonSuccessfulDelete = "SuccessfulDelete"
+	EventReasonFailedDelete     = "FailedDelete"
+)
+
 // Config configures the controller.
 type Config struct {
 	// Client creates, deletes and patches Pods and writes ReplicaSet
@@ -36,6 +49,11 @@ type Config struct {
 	// Informers is the shared factory the controller registers its
 	// ReplicaSet and Pod informers on; the caller starts it. Required.
 	Informers informers.SharedInformerFactory
+	// Events, when set, receives the controller's Events about
+	// ReplicaSets (SuccessfulCreate, FailedCreate, SuccessfulDelete,
+	// FailedDelete), recorded as EventComponent; the controller manager
+	// shares one broadcaster among all its controllers. Nil records none.
+	Events record.EventBroadcaster
 	// Workers is how many ReplicaSets are synced concurrently; zero means
 	// DefaultWorkers.
 	Workers int

@@ -18,6 +18,11 @@
 // returns, so a successor started after Run returned lists every Pod this
 // instance created.
 //
+// With Config.Events every Pod created or deleted is an Event about the
+// ReplicaSet (SuccessfulCreate "Created pod: web-7d9-x2k4p",
+// SuccessfulDelete, FailedCreate with the API's error, FailedDelete), as
+// kubectl describe rs shows them in kube.
+//
 //	c, err := replicaset.New(replicaset.Config{Client: cs, Informers: f})
 //	if err != nil { ... }
 //	f.Start(ctx.Done())

@@ -15,9 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 
 	"kiln.dev/kiln/components/controllers/expectations"
@@ -32,6 +34,8 @@ type Controller struct {
 	client  kubernetes.Interface
 	log     *slog.Logger
 	workers int
+	// recorder is nil when Config.Events is.
+	recorder record.EventRecorder
 
 	rsLister  appslisters.ReplicaSetLister
 	podLister corelisters.PodLister
@@ -84,6 +88,9 @@ func New(cfg Config) (*Controller, error) {
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset"}),
 		now: time.Now,
+	}
+	if cfg.Events != nil {
+		c.recorder = cfg.Events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent})
 	}
 	c.exp = expectations.New(ExpectationsTimeout, func() time.Time { return c.now() })
 	c.syncHandler = c.sync
@@ -308,6 +315,13 @@ func (c *Controller) matchingReplicaSets(pod *corev1.Pod) []*appsv1.ReplicaSet {
 		out = append(out, rs)
 	}
 	return out
+}
+
+// event records an Event about rs, unless the controller records none.
+func (c *Controller) event(rs *appsv1.ReplicaSet, eventType, reason, format string, args ...any) {
+	if c.recorder != nil {
+		c.recorder.Eventf(rs, eventType, reason, format, args...)
+	}
 }
 
 // podKey names a Pod in the expectations.

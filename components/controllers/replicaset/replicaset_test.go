@@ -21,11 +21,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
 
 	"kiln.dev/kiln/components/controllers/replicaset"
 	"kiln.dev/kiln/components/testenv"
@@ -70,7 +73,11 @@ func startEnv(t *testing.T, opts testenv.StandInOptions) *testenv.Env {
 func runController(t *testing.T, client, informerClient kubernetes.Interface) (stop func()) {
 	t.Helper()
 	f := informers.NewSharedInformerFactory(informerClient, 0)
-	c, err := replicaset.New(replicaset.Config{Client: client, Informers: f, Logger: testLogger(t)})
+	// Events go to the API through informerClient, which never fails on
+	// purpose, as the manager's shared broadcaster writes them.
+	events := record.NewBroadcaster()
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: informerClient.CoreV1().Events("")})
+	c, err := replicaset.New(replicaset.Config{Client: client, Informers: f, Events: events, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,10 +98,47 @@ func runController(t *testing.T, client, informerClient kubernetes.Interface) (s
 				t.Errorf("Run did not return within %v of cancel", waitLimit)
 			}
 			f.Shutdown()
+			events.Shutdown()
 		})
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// eventsOf returns the Events about obj, as kubectl describe finds them,
+// as "Type Reason Message (source)" lines, once there are at least n
+// (counting repeats folded into one Event).
+func eventsOf(t *testing.T, cs kubernetes.Interface, obj metav1.Object, n int) []string {
+	t.Helper()
+	var out []string
+	eventually(t, fmt.Sprintf("%d events about %s", n, obj.GetName()), func() bool {
+		l, err := cs.CoreV1().Events(obj.GetNamespace()).List(t.Context(), metav1.ListOptions{
+			FieldSelector: fields.OneTermEqualSelector("involvedObject.uid", string(obj.GetUID())).String(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = out[:0]
+		total := 0
+		for _, e := range l.Items {
+			out = append(out, fmt.Sprintf("%s %s %s (%s)", e.Type, e.Reason, e.Message, e.Source.Component))
+			total += int(max(e.Count, 1))
+		}
+		return total >= n
+	})
+	slices.Sort(out)
+	return out
+}
+
+// countPrefix counts the lines that start with prefix.
+func countPrefix(lines []string, prefix string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 func newRS(name string, replicas int32) *appsv1.ReplicaSet {
@@ -112,7 +156,7 @@ func newRS(name string, replicas int32) *appsv1.ReplicaSet {
 	}
 }
 
-func createRS(t *testing.T, cs kubernetes.Interface, rs *appsv1.ReplicaSet) *appsv1.ReplicaSet {
+func createRS(t testing.TB, cs kubernetes.Interface, rs *appsv1.ReplicaSet) *appsv1.ReplicaSet {
 	t.Helper()
 	out, err := cs.AppsV1().ReplicaSets(ns).Create(t.Context(), rs, metav1.CreateOptions{})
 	if err != nil {
@@ -438,6 +482,15 @@ func TestController_sync_scaleUpFromZero(t *testing.T) {
 	if got := counter.maxAfterNow(); got != 5 {
 		t.Errorf("at most %d live pods at once, want exactly 5", got)
 	}
+	// One SuccessfulCreate per Pod, naming it, as kubectl describe rs
+	// shows them.
+	events := eventsOf(t, cs, rs, 5)
+	for _, p := range pods {
+		want := "Normal SuccessfulCreate Created pod: " + p.Name + " (replicaset-controller)"
+		if !slices.Contains(events, want) {
+			t.Errorf("events %q lack %q", events, want)
+		}
+	}
 
 	// A change that needs no Pod still moves observedGeneration.
 	cur, err := cs.AppsV1().ReplicaSets(ns).Patch(t.Context(), "web", types.MergePatchType,
@@ -500,7 +553,11 @@ func TestController_sync_scaleDownDeletesLeastUsefulFirst(t *testing.T) {
 	if !slices.Equal(left, old) {
 		t.Errorf("kept %v, want the two long-ready pods %v", left, old)
 	}
-	waitStatus(t, cs, "down", "2 ready", readyAll(2))
+	rs := waitStatus(t, cs, "down", "2 ready", readyAll(2))
+	events := eventsOf(t, cs, rs, 5+3)
+	if n := countPrefix(events, "Normal SuccessfulDelete Deleted pod: down-"); n != 3 {
+		t.Errorf("%d SuccessfulDelete events, want 3: %q", n, events)
+	}
 }
 
 func TestController_sync_replacesDeletedPod(t *testing.T) {
@@ -630,6 +687,10 @@ func TestController_sync_replicaFailureOnCreateErrors(t *testing.T) {
 	})
 	if rs.Status.Replicas != 0 {
 		t.Errorf("status.replicas %d with every create failing", rs.Status.Replicas)
+	}
+	events := eventsOf(t, cs, rs, 1)
+	if n := countPrefix(events, "Warning FailedCreate Error creating: pods is forbidden: injected by the test (replicaset-controller)"); n != 1 {
+		t.Errorf("events %q, want one FailedCreate with the API's error", events)
 	}
 
 	f.failCreates.Store(false)

@@ -141,7 +141,7 @@ func (c *Controller) manageReplicas(ctx context.Context, key string, rs *appsv1.
 		var wg sync.WaitGroup
 		for i, p := range victims {
 			wg.Go(func() {
-				err := worker.Recover(func() error { return c.deletePodNow(ctx, p) })
+				err := worker.Recover(func() error { return c.deletePodNow(ctx, rs, p) })
 				if err != nil {
 					c.exp.DeletionObserved(key, keys[i])
 					if !apierrors.IsNotFound(err) {
@@ -167,7 +167,9 @@ func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 }
 
-// createPod creates one Pod from the ReplicaSet's template.
+// createPod creates one Pod from the ReplicaSet's template and records
+// the outcome as an Event, as kube's pod control does: none when the
+// namespace is going, since nothing can be created there.
 func (c *Controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error {
 	pod := newPod(rs)
 	if len(pod.Labels) == 0 {
@@ -175,7 +177,13 @@ func (c *Controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error
 	}
 	wctx, cancel := writeContext(ctx)
 	defer cancel()
-	_, err := c.client.CoreV1().Pods(rs.Namespace).Create(wctx, pod, metav1.CreateOptions{})
+	created, err := c.client.CoreV1().Pods(rs.Namespace).Create(wctx, pod, metav1.CreateOptions{})
+	switch {
+	case err == nil:
+		c.event(rs, corev1.EventTypeNormal, EventReasonSuccessfulCreate, "Created pod: %s", created.Name)
+	case !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		c.event(rs, corev1.EventTypeWarning, EventReasonFailedCreate, "Error creating: %v", err)
+	}
 	return err
 }
 
@@ -203,15 +211,21 @@ func newPod(rs *appsv1.ReplicaSet) *corev1.Pod {
 	}
 }
 
-// deletePodNow deletes one Pod, gracefully, if it is still the one that
-// was chosen.
-func (c *Controller) deletePodNow(ctx context.Context, p *corev1.Pod) error {
+// deletePodNow deletes one Pod of rs, gracefully, if it is still the one
+// that was chosen, and records the outcome as an Event (none for a Pod
+// already gone).
+func (c *Controller) deletePodNow(ctx context.Context, rs *appsv1.ReplicaSet, p *corev1.Pod) error {
 	wctx, cancel := writeContext(ctx)
 	defer cancel()
 	err := c.client.CoreV1().Pods(p.Namespace).Delete(wctx, p.Name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(p.UID))})
-	if apierrors.IsConflict(err) {
+	switch {
+	case err == nil:
+		c.event(rs, corev1.EventTypeNormal, EventReasonSuccessfulDelete, "Deleted pod: %s", p.Name)
+	case apierrors.IsConflict(err):
 		// Another Pod by that name: the chosen one is gone.
 		return apierrors.NewNotFound(corev1.Resource("pods"), p.Name)
+	case !apierrors.IsNotFound(err):
+		c.event(rs, corev1.EventTypeWarning, EventReasonFailedDelete, "Error deleting: %v", err)
 	}
 	return err
 }

@@ -271,15 +271,48 @@ func (r *Runtime) ListContainers(ctx context.Context, filter runtime.ContainerFi
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
-	procs, err := r.taskMap(ctx, c)
-	if err != nil {
+	// containerd answers a task list by asking every shim of the
+	// namespace for its state, one after another: under the load of many
+	// pods starting that takes hundreds of milliseconds. The kubelet lists
+	// one pod's containers at every sync, so a filtered list asks only
+	// their shims (a container without a task costs no shim call).
+	var procs map[string]*tasktypes.Process
+	if filter.SandboxID != "" || filter.PodUID != "" {
+		procs = make(map[string]*tasktypes.Process, len(recs))
+		for _, rec := range recs {
+			proc, err := getTask(ctx, c, rec.ID)
+			if err != nil {
+				return nil, err
+			}
+			procs[rec.ID] = proc
+		}
+	} else if procs, err = r.taskMap(ctx, c); err != nil {
 		return nil, err
 	}
 	out := make([]*runtime.ContainerStatus, 0, len(recs))
 	for _, rec := range recs {
-		out = append(out, r.statusFrom(rec, procs[rec.ID]))
+		proc := procs[rec.ID]
+		if seemsLost(rec, proc) {
+			if rec, err = getRecord(ctx, c, rec.ID, kindContainer); err != nil {
+				if isNotFound(err) {
+					continue // removed meanwhile
+				}
+				return nil, err
+			}
+		}
+		out = append(out, r.statusFrom(rec, proc))
 	}
 	return out, nil
+}
+
+// seemsLost reports a started container with neither a recorded exit nor
+// a task. That is what a lost task looks like, but also what a reader sees
+// when handleExit records the exit (labels first) and deletes the task
+// (second) between its read of the record and its read of the task. Read
+// again after the task, the record then has the exit; if it still has
+// none, the task is truly lost.
+func seemsLost(rec containers.Container, proc *tasktypes.Process) bool {
+	return proc == nil && rec.Labels[labelStarted] != "" && rec.Labels[labelExit] == ""
 }
 
 // ContainerStatus implements runtime.Runtime.
@@ -295,6 +328,11 @@ func (r *Runtime) ContainerStatus(ctx context.Context, id string) (*runtime.Cont
 	proc, err := getTask(ctx, c, id)
 	if err != nil {
 		return nil, err
+	}
+	if seemsLost(rec, proc) {
+		if rec, err = getRecord(ctx, c, rec.ID, kindContainer); err != nil {
+			return nil, err
+		}
 	}
 	return r.statusFrom(rec, proc), nil
 }

@@ -13,6 +13,8 @@ import (
 
 	ctrd "github.com/containerd/containerd"
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
+	cniversion "github.com/containernetworking/cni/pkg/version"
 	"golang.org/x/sync/errgroup"
 
 	"kiln.dev/kiln/components/kubelet/runtime"
@@ -80,7 +82,12 @@ func New(cfg Config) (*Runtime, error) {
 		relays:   map[string]*logRelay{},
 		oom:      map[string]bool{},
 		imported: map[string]archiveStamp{},
-		cni:      libcni.NewCNIConfigWithCacheDir([]string{cfg.CNIBinDir}, p.cniCache, nil),
+		// An explicit exec: given none, libcni makes one at first use,
+		// unguarded, which concurrent first sandboxes race on.
+		cni: libcni.NewCNIConfigWithCacheDir([]string{cfg.CNIBinDir}, p.cniCache, &invoke.DefaultExec{
+			RawExec:       &invoke.RawExec{Stderr: os.Stderr},
+			PluginDecoder: cniversion.PluginDecoder{},
+		}),
 	}
 	if cfg.Endpoint == "" {
 		r.daemon = &daemon{bin: cfg.ContainerdBinary, p: p, log: log, startTimeout: cfg.StartTimeout}
