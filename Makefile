@@ -8,11 +8,11 @@ LDFLAGS    := -X main.version=$(VERSION)
 # Debian packages the tests and the appliance use: git for sources,
 # containerd, runc and the CNI plugins for the kubelet, iptables and
 # iproute2 for the proxy and pod networks, chromium for the dashboard's
-# browser tests.
+# browser tests, curl for the README's demo.
 APT_PKGS   := git ca-certificates containerd runc containernetworking-plugins \
-              iptables iproute2 chromium chromium-driver fonts-dejavu-core
+              iptables iproute2 chromium chromium-driver fonts-dejavu-core curl
 
-.PHONY: build images run test bench deps fmt vet clean
+.PHONY: build images run root test bench deps fmt vet clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kiln
@@ -25,9 +25,15 @@ images:
 
 # run starts kiln with its data in $(DATA_DIR), syncing examples-repo/ in
 # directory mode; kubectl then works with
-# KUBECONFIG=$(DATA_DIR)/admin.kubeconfig.
-run: deps build images
+# KUBECONFIG=$(DATA_DIR)/admin.kubeconfig. It needs root (see root).
+run: root deps build images
 	$(BIN) server --data-dir $(DATA_DIR) --source dir:$(CURDIR)/examples-repo
+
+# root stops make run early, with the way out, where kiln's node would
+# fail later: it runs containerd and runc and writes iptables rules. sudo
+# resets PATH, hence the env for a Go installed outside it.
+root:
+	@test "$$(id -u)" -eq 0 || { echo 'make run needs root (containerd, runc, iptables): sudo env "PATH=$$PATH" make run'; exit 1; }
 
 # test runs every test with the race detector. With KILN_E2E=require (CI)
 # a missing prerequisite fails the test instead of skipping it.

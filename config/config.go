@@ -44,6 +44,9 @@ const (
 	// DefaultDrift is what a source does when a live object drifts from the
 	// repo.
 	DefaultDrift = DriftRevert
+	// DefaultPushWait is how long a push to a hosted source waits for the
+	// rollout of what it deployed.
+	DefaultPushWait = 60 * time.Second
 )
 
 // Source kinds.
@@ -52,6 +55,9 @@ const (
 	SourceKindDir = "dir"
 	// SourceKindGit polls a git remote.
 	SourceKindGit = "git"
+	// SourceKindHosted is a repository kiln keeps and serves itself
+	// (DATA_DIR/repos/<name>.git): a push to it deploys.
+	SourceKindHosted = "hosted"
 )
 
 // Drift policies of a Source.
@@ -93,6 +99,10 @@ type Config struct {
 	// DashboardListen is the dashboard's host:port; default
 	// DefaultDashboardListen. Flag --dashboard-listen.
 	DashboardListen string `json:"dashboardListen,omitempty"`
+	// DashboardTokenFile holds a bearer token the dashboard requires of
+	// every request; empty means none, which is only safe on loopback.
+	// Flag --dashboard-token-file.
+	DashboardTokenFile string `json:"dashboardTokenFile,omitempty"`
 	// ClusterCIDR is the IPv4 pod network, a /24 per node; default
 	// DefaultClusterCIDR. Flag --cluster-cidr.
 	ClusterCIDR string `json:"clusterCIDR,omitempty"`
@@ -113,6 +123,10 @@ type Config struct {
 	// Sources are the repos and directories to sync. Flag --source, which
 	// replaces this list when given.
 	Sources []Source `json:"sources,omitempty"`
+	// PushWait is how long a push to a hosted source waits for the
+	// rollout it started before it answers; default DefaultPushWait.
+	// Flag --push-wait.
+	PushWait Duration `json:"pushWait,omitzero"`
 	// NodeName is this node's name; default the lower-cased os.Hostname().
 	// Flag --node-name.
 	NodeName string `json:"nodeName,omitempty"`
@@ -163,7 +177,7 @@ type Source struct {
 	// Name names the Source object and the gitops.kiln.dev/source label, so
 	// it is a DNS-1123 label. Default: derived from Path or URL.
 	Name string `json:"name,omitempty"`
-	// Kind is SourceKindDir or SourceKindGit. Required.
+	// Kind is SourceKindDir, SourceKindGit or SourceKindHosted. Required.
 	Kind string `json:"kind,omitempty"`
 	// Path is the directory of a dir source.
 	Path string `json:"path,omitempty"`
@@ -172,7 +186,8 @@ type Source struct {
 	// never in the URL.
 	URL string `json:"url,omitempty"`
 	// Ref is the branch, tag or commit of a git source; empty means the
-	// remote's HEAD.
+	// remote's HEAD. For a hosted source it is the branch a push to
+	// deploys; empty means "main".
 	Ref string `json:"ref,omitempty"`
 	// Subpath is the directory inside the source to read, relative and
 	// staying inside it; empty means the root.

@@ -20,6 +20,9 @@ func (c *Config) SetDefaults() {
 	setString(&c.ClusterDNS, DefaultClusterDNS)
 	setString(&c.NodePortRange, DefaultNodePortRange)
 	setString(&c.LogLevel, DefaultLogLevel)
+	if c.PushWait.Duration == 0 {
+		c.PushWait.Duration = DefaultPushWait
+	}
 	setString(&c.NodeIP, defaultNodeIP())
 	if c.KubeletPort == 0 {
 		c.KubeletPort = DefaultKubeletPort

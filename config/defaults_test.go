@@ -32,6 +32,7 @@ func TestConfig_SetDefaults(t *testing.T) {
 				NodeIP:          defaultNodeIP(),
 				KubeletPort:     DefaultKubeletPort,
 				LogLevel:        DefaultLogLevel,
+				PushWait:        Duration{DefaultPushWait},
 				Datastore: Datastore{
 					CompactInterval:  Duration{DefaultCompactInterval},
 					CompactRetention: DefaultCompactRetention,
@@ -46,12 +47,14 @@ func TestConfig_SetDefaults(t *testing.T) {
 				ServiceCIDR: "192.168.0.0/16", ClusterDNS: "192.168.0.10", NodePortRange: "1-2",
 				NodeName: "n1", NodeIP: "10.1.2.3", KubeletPort: 1, LogLevel: "debug", Disable: []string{"sync"},
 				Datastore: Datastore{CompactInterval: Duration{-1}, CompactRetention: 5, CompactMinAge: Duration{time.Second}},
+				PushWait:  Duration{time.Second},
 			},
 			want: Config{
 				DataDir: "/d", APIListen: "0.0.0.0:1", DashboardListen: ":2", ClusterCIDR: "10.0.0.0/8",
 				ServiceCIDR: "192.168.0.0/16", ClusterDNS: "192.168.0.10", NodePortRange: "1-2",
 				NodeName: "n1", NodeIP: "10.1.2.3", KubeletPort: 1, LogLevel: "debug", Disable: []string{"sync"},
 				Datastore: Datastore{CompactInterval: Duration{-1}, CompactRetention: 5, CompactMinAge: Duration{time.Second}},
+				PushWait:  Duration{time.Second},
 			},
 		},
 	}

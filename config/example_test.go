@@ -20,7 +20,7 @@ func ExampleParseSourceFlag() {
 	fmt.Println(err)
 	// Output:
 	// repo git https://example.com/org/repo.git main deploy/prod
-	// --source "svn:https://example.com/repo": want dir:PATH or git:URL[#REF][//SUBPATH]
+	// --source "svn:https://example.com/repo": want dir:PATH, git:URL[#REF][//SUBPATH] or hosted:NAME
 }
 
 func ExampleFlags_Apply() {

@@ -22,6 +22,8 @@ const (
 	flagNodeName          = "node-name"
 	flagLogLevel          = "log-level"
 	flagNodeIP            = "node-ip"
+	flagPushWait          = "push-wait"
+	flagDashboardToken    = "dashboard-token-file"
 	flagKubeletPort       = "kubelet-port"
 	flagRuntimeEndpoint   = "container-runtime-endpoint"
 	flagDatastoreEndpoint = "datastore-endpoint"
@@ -40,10 +42,12 @@ type Flags struct {
 	clusterCIDR, serviceCIDR, clusterDNS string
 	nodePortRange, nodeName, logLevel    string
 	nodeIP, runtimeEndpoint              string
+	dashboardTokenFile                   string
 	kubeletPort                          int
 	disable, sources, endpoints          []string
 	caFile, certFile, keyFile            string
 	compactInterval, compactMinAge       time.Duration
+	pushWait                             time.Duration
 	compactRetention                     int64
 }
 
@@ -68,13 +72,15 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringVar(&f.dataDir, flagDataDir, or(c.DataDir, DefaultDataDir), "data directory (etcd, TLS, kubeconfig, images, logs)")
 	fs.StringVar(&f.apiListen, flagAPIListen, or(c.APIListen, DefaultAPIListen), "API server HOST:PORT")
 	fs.StringVar(&f.dashboardListen, flagDashboardListen, or(c.DashboardListen, DefaultDashboardListen), "dashboard HOST:PORT")
+	fs.StringVar(&f.dashboardTokenFile, flagDashboardToken, c.DashboardTokenFile, "file holding a bearer token the dashboard requires (set it when dashboardListen is not loopback)")
 	fs.StringVar(&f.clusterCIDR, flagClusterCIDR, or(c.ClusterCIDR, DefaultClusterCIDR), "IPv4 pod network, a /24 per node")
 	fs.StringVar(&f.serviceCIDR, flagServiceCIDR, or(c.ServiceCIDR, DefaultServiceCIDR), "IPv4 range of Service ClusterIPs")
 	fs.StringVar(&f.clusterDNS, flagClusterDNS, or(c.ClusterDNS, DefaultClusterDNS), "ClusterIP of the cluster DNS, inside the service CIDR")
 	fs.StringVar(&f.nodePortRange, flagNodePortRange, or(c.NodePortRange, DefaultNodePortRange), "NodePort range FROM-TO")
 	fs.StringSliceVar(&f.disable, flagDisable, c.Disable, "components not to run, comma separated: "+strings.Join(Components(), ", "))
 	// StringArray, not StringSlice: a URL may contain a comma.
-	fs.StringArrayVar(&f.sources, flagSource, nil, "dir:PATH or git:URL[#REF][//SUBPATH]; repeatable; replaces the config file's sources")
+	fs.StringArrayVar(&f.sources, flagSource, nil, "dir:PATH, git:URL[#REF][//SUBPATH] or hosted:NAME; repeatable; replaces the config file's sources")
+	fs.DurationVar(&f.pushWait, flagPushWait, orDur(c.PushWait, DefaultPushWait), "how long a push to a hosted source waits for its rollout")
 	fs.StringVar(&f.nodeName, flagNodeName, c.NodeName, "node name (default the host name)")
 	fs.StringVar(&f.nodeIP, flagNodeIP, c.NodeIP, "node IPv4 address (default the address of the default route)")
 	kubeletPort := c.KubeletPort
@@ -119,6 +125,7 @@ func (f *Flags) Apply(fs *pflag.FlagSet, c *Config) error {
 		{flagNodeName, &c.NodeName, f.nodeName},
 		{flagLogLevel, &c.LogLevel, f.logLevel},
 		{flagNodeIP, &c.NodeIP, f.nodeIP},
+		{flagDashboardToken, &c.DashboardTokenFile, f.dashboardTokenFile},
 		{flagRuntimeEndpoint, &c.ContainerRuntimeEndpoint, f.runtimeEndpoint},
 		{flagDatastoreCAFile, &c.Datastore.CAFile, f.caFile},
 		{flagDatastoreCertFile, &c.Datastore.CertFile, f.certFile},
@@ -143,6 +150,9 @@ func (f *Flags) Apply(fs *pflag.FlagSet, c *Config) error {
 	}
 	if fs.Changed(flagCompactRetention) {
 		c.Datastore.CompactRetention = f.compactRetention
+	}
+	if fs.Changed(flagPushWait) {
+		c.PushWait = Duration{f.pushWait}
 	}
 	if fs.Changed(flagCompactMinAge) {
 		c.Datastore.CompactMinAge = Duration{f.compactMinAge}

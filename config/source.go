@@ -8,8 +8,8 @@ import (
 	"strings"
 )
 
-// ParseSourceFlag parses a --source value: "dir:PATH" or
-// "git:URL[#REF][//SUBPATH]". Git URLs contain "://" themselves, so SUBPATH
+// ParseSourceFlag parses a --source value: "dir:PATH",
+// "git:URL[#REF][//SUBPATH]" or "hosted:NAME". Git URLs contain "://" themselves, so SUBPATH
 // starts at the last "//" after the scheme's "://" (refs cannot contain "//").
 // The name is derived: the base name of PATH (of the absolute path, so
 // "dir:." works), or the repository name of URL without ".git", lower-cased
@@ -28,6 +28,11 @@ func ParseSourceFlag(s string) (Source, error) {
 			return Source{}, fmt.Errorf("--source %q: %w", s, err)
 		}
 		return Source{Name: name, Kind: SourceKindDir, Path: rest}, nil
+	case SourceKindHosted:
+		if rest == "" {
+			return Source{}, fmt.Errorf("--source %q: empty name", s)
+		}
+		return Source{Name: rest, Kind: SourceKindHosted}, nil
 	case SourceKindGit:
 		src, err := parseGitSource(rest)
 		if err != nil {
@@ -35,7 +40,7 @@ func ParseSourceFlag(s string) (Source, error) {
 		}
 		return src, nil
 	default:
-		return Source{}, fmt.Errorf("--source %q: want dir:PATH or git:URL[#REF][//SUBPATH]", redactURL(s))
+		return Source{}, fmt.Errorf("--source %q: want dir:PATH, git:URL[#REF][//SUBPATH] or hosted:NAME", redactURL(s))
 	}
 }
 

@@ -32,7 +32,10 @@ func TestParseSourceFlag(t *testing.T) {
 		{name: "git scp-like", flag: "git:git@github.com:org/My.Repo.git#main", want: Source{Name: "my-repo", Kind: "git", URL: "git@github.com:org/My.Repo.git", Ref: "main"}},
 		{name: "git trailing slash", flag: "git:https://h/o/repo/", want: Source{Name: "repo", Kind: "git", URL: "https://h/o/repo/"}},
 
-		{name: "bad prefix", flag: "svn:https://h/r", wantErr: `--source "svn:https://h/r": want dir:PATH or git:URL[#REF][//SUBPATH]`},
+		{name: "hosted", flag: "hosted:app", want: Source{Name: "app", Kind: "hosted"}},
+
+		{name: "bad prefix", flag: "svn:https://h/r", wantErr: `--source "svn:https://h/r": want dir:PATH, git:URL[#REF][//SUBPATH] or hosted:NAME`},
+		{name: "empty hosted", flag: "hosted:", wantErr: `--source "hosted:": empty name`},
 		{name: "no prefix", flag: "/srv/manifests", wantErr: `--source "/srv/manifests": want dir:PATH`},
 		{name: "empty", flag: "", wantErr: `--source "": want dir:PATH`},
 		{name: "empty dir", flag: "dir:", wantErr: `--source "dir:": empty path`},

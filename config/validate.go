@@ -34,6 +34,9 @@ func (c *Config) Validate() error {
 	} else if msgs := validation.IsDNS1123Subdomain(c.NodeName); len(msgs) > 0 {
 		add("nodeName", "%q: %s", c.NodeName, strings.Join(msgs, "; "))
 	}
+	if c.PushWait.Duration < 0 {
+		add("pushWait", "must not be negative, got %s", c.PushWait)
+	}
 	if !slices.Contains(logLevels(), c.LogLevel) {
 		add("logLevel", "unknown level %q (want one of %s)", c.LogLevel, strings.Join(logLevels(), ", "))
 	}
@@ -177,6 +180,18 @@ func (s *Source) validate(field string) []error {
 		if s.Interval.Duration != 0 {
 			add("interval", "only applies to kind %q (a dir source watches for changes)", SourceKindGit)
 		}
+	case SourceKindHosted:
+		for _, f := range []struct{ name, value string }{{"path", s.Path}, {"url", s.URL}, {"credentialsFile", s.CredentialsFile}, {"webhookSecretFile", s.WebhookSecretFile}} {
+			if f.value != "" {
+				add(f.name, "does not apply to kind %q (kiln keeps the repository)", SourceKindHosted)
+			}
+		}
+		if s.Interval.Duration != 0 {
+			add("interval", "does not apply to kind %q (a push deploys at once)", SourceKindHosted)
+		}
+		if s.Ref != "" && (strings.HasPrefix(s.Ref, "refs/") || validateRef(s.Ref) != nil) {
+			add("ref", "%q: want a branch name, like main", s.Ref)
+		}
 	case SourceKindGit:
 		if s.Path != "" {
 			add("path", "only applies to kind %q (use subpath for a directory in the repo)", SourceKindDir)
@@ -195,9 +210,9 @@ func (s *Source) validate(field string) []error {
 			add("interval", "must be positive, got %s", s.Interval)
 		}
 	case "":
-		add("kind", "required (want %q or %q)", SourceKindDir, SourceKindGit)
+		add("kind", "required (want %q, %q or %q)", SourceKindDir, SourceKindGit, SourceKindHosted)
 	default:
-		add("kind", "unknown kind %q (want %q or %q)", s.Kind, SourceKindDir, SourceKindGit)
+		add("kind", "unknown kind %q (want %q, %q or %q)", s.Kind, SourceKindDir, SourceKindGit, SourceKindHosted)
 	}
 	if s.Subpath != "" {
 		if p := path.Clean(s.Subpath); path.IsAbs(s.Subpath) || p == ".." || strings.HasPrefix(p, "../") || strings.Contains(s.Subpath, `\`) {

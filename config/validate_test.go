@@ -100,8 +100,8 @@ func TestConfig_Validate(t *testing.T) {
 
 		{name: "source without name", mutate: func(c *Config) { c.Sources[0].Name = "" }, wantErr: []string{"sources[0].name: required"}},
 		{name: "source bad name", mutate: func(c *Config) { c.Sources[0].Name = "My.Source" }, wantErr: []string{`sources[0].name: "My.Source"`}},
-		{name: "source without kind", mutate: func(c *Config) { c.Sources[0].Kind = "" }, wantErr: []string{`sources[0].kind: required (want "dir" or "git")`}},
-		{name: "source unknown kind", mutate: func(c *Config) { c.Sources[1].Kind = "oci" }, wantErr: []string{`sources[1].kind: unknown kind "oci" (want "dir" or "git")`}},
+		{name: "source without kind", mutate: func(c *Config) { c.Sources[0].Kind = "" }, wantErr: []string{`sources[0].kind: required (want "dir", "git" or "hosted")`}},
+		{name: "source unknown kind", mutate: func(c *Config) { c.Sources[1].Kind = "oci" }, wantErr: []string{`sources[1].kind: unknown kind "oci" (want "dir", "git" or "hosted")`}},
 		{name: "duplicate source names", mutate: func(c *Config) { c.Sources[1].Name = c.Sources[0].Name }, wantErr: []string{`sources[1].name: duplicate name "manifests" (also sources[0])`}},
 		{name: "dir without path", mutate: func(c *Config) { c.Sources[0].Path = "" }, wantErr: []string{`sources[0].path: required for kind "dir"`}},
 		{name: "dir with git fields", mutate: func(c *Config) {
@@ -130,6 +130,10 @@ func TestConfig_Validate(t *testing.T) {
 		{name: "absolute subpath", mutate: func(c *Config) { c.Sources[1].Subpath = "/etc" }, wantErr: []string{`sources[1].subpath: "/etc" must be a relative path inside the source`}},
 		{name: "escaping subpath", mutate: func(c *Config) { c.Sources[0].Subpath = "a/../../etc" }, wantErr: []string{`sources[0].subpath: "a/../../etc" must be a relative path`}},
 		{name: "bad namespace", mutate: func(c *Config) { c.Sources[0].Namespace = "Kube_System" }, wantErr: []string{`sources[0].namespace: "Kube_System"`}},
+		{name: "hosted", mutate: func(c *Config) { c.Sources[1] = Source{Name: "app", Kind: "hosted", Ref: "prod", Namespace: "default", Drift: "revert"} }},
+		{name: "hosted with git fields", mutate: func(c *Config) {
+			c.Sources[1] = Source{Name: "app", Kind: "hosted", URL: "https://h/r", Ref: "refs/heads/x", Interval: Duration{time.Second}, Namespace: "default", Drift: "revert"}
+		}, wantErr: []string{`sources[1].url: does not apply to kind "hosted"`, `sources[1].ref: "refs/heads/x": want a branch name`, `sources[1].interval: does not apply to kind "hosted"`}},
 		{name: "bad drift", mutate: func(c *Config) { c.Sources[0].Drift = "warn" }, wantErr: []string{`sources[0].drift: unknown policy "warn" (want "revert" or "ignore")`}},
 
 		{name: "all problems reported", mutate: func(c *Config) {

@@ -5,7 +5,6 @@ import (
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -20,11 +19,16 @@ import (
 	"kiln.dev/kiln/components/controllers/nodelifecycle"
 	"kiln.dev/kiln/components/controllers/podgc"
 	"kiln.dev/kiln/components/controllers/replicaset"
+	"kiln.dev/kiln/components/scheduler"
+	"kiln.dev/kiln/config"
 )
 
 // newControllerManager builds the controller manager on its own clients,
-// talking to the API server at rc like any other client.
-func newControllerManager(rc *rest.Config, clusterCIDR string, log *slog.Logger) (*controllers.Manager, error) {
+// talking to the API server at rc like any other client. The scheduler
+// runs in it, under the same leader election. Components cfg disables are
+// left out.
+func newControllerManager(rc *rest.Config, cfg *config.Config, log *slog.Logger) (*controllers.Manager, error) {
+	clusterCIDR := cfg.ClusterCIDR
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, err
@@ -37,42 +41,57 @@ func newControllerManager(rc *rest.Config, clusterCIDR string, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	return controllers.New(controllers.Config{
-		Client: cs,
-		Logger: log,
-		Controllers: map[string]controllers.Builder{
-			"replicaset": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
-				return replicaset.New(replicaset.Config{Client: cs, Informers: f, Logger: log})
-			},
-			"deployment": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
-				return deployment.New(deployment.Config{Client: cs, Informers: f, Logger: log})
-			},
-			"endpointslice": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
-				return endpointslice.New(endpointslice.Config{Client: cs, Informers: f, Logger: log})
-			},
-			"namespace": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
-				return namespace.New(namespace.Config{Client: cs, Dynamic: dyn, Discovery: dc, Informers: f, Logger: log})
-			},
-			"daemonset": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
-				return daemonset.New(daemonset.Config{Client: cs, Informers: f, Logger: log})
-			},
-			"job": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
-				return job.New(job.Config{Client: cs, Informers: f, Logger: log})
-			},
-			"nodeipam": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
-				return nodeipam.New(nodeipam.Config{Client: cs, Informers: f, ClusterCIDR: clusterCIDR, Logger: log})
-			},
-			"nodelifecycle": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
-				return nodelifecycle.New(nodelifecycle.Config{Client: cs, Informers: f, Logger: log})
-			},
-			"podgc": func(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
-				return podgc.New(podgc.Config{Client: cs, Informers: f, Logger: log})
-			},
-			"garbagecollector": func(cs kubernetes.Interface, _ informers.SharedInformerFactory, log *slog.Logger) (controllers.Runnable, error) {
-				return garbagecollector.New(garbagecollector.Config{Client: cs, Dynamic: dyn, Discovery: dc, Logger: log})
-			},
+	builders := map[string]controllers.Builder{
+		"replicaset": func(s controllers.Shared) (controllers.Runnable, error) {
+			return replicaset.New(replicaset.Config{Client: s.Client, Informers: s.Informers, Events: s.Events, Logger: s.Logger})
 		},
-	})
+		"deployment": func(s controllers.Shared) (controllers.Runnable, error) {
+			return deployment.New(deployment.Config{Client: s.Client, Informers: s.Informers, Events: s.Events, Logger: s.Logger})
+		},
+		"endpointslice": func(s controllers.Shared) (controllers.Runnable, error) {
+			return endpointslice.New(endpointslice.Config{Client: s.Client, Informers: s.Informers, Logger: s.Logger})
+		},
+		"namespace": func(s controllers.Shared) (controllers.Runnable, error) {
+			return namespace.New(namespace.Config{Client: s.Client, Dynamic: dyn, Discovery: dc, Informers: s.Informers, Logger: s.Logger})
+		},
+		"daemonset": func(s controllers.Shared) (controllers.Runnable, error) {
+			return daemonset.New(daemonset.Config{Client: s.Client, Informers: s.Informers, Events: s.Events, Logger: s.Logger})
+		},
+		"job": func(s controllers.Shared) (controllers.Runnable, error) {
+			return job.New(job.Config{Client: s.Client, Informers: s.Informers, Events: s.Events, Logger: s.Logger})
+		},
+		"nodeipam": func(s controllers.Shared) (controllers.Runnable, error) {
+			return nodeipam.New(nodeipam.Config{Client: s.Client, Informers: s.Informers, ClusterCIDR: clusterCIDR, Logger: s.Logger})
+		},
+		"nodelifecycle": func(s controllers.Shared) (controllers.Runnable, error) {
+			return nodelifecycle.New(nodelifecycle.Config{Client: s.Client, Informers: s.Informers, Events: s.Events, Logger: s.Logger})
+		},
+		"podgc": func(s controllers.Shared) (controllers.Runnable, error) {
+			return podgc.New(podgc.Config{Client: s.Client, Informers: s.Informers, Logger: s.Logger})
+		},
+		"garbagecollector": func(s controllers.Shared) (controllers.Runnable, error) {
+			return garbagecollector.New(garbagecollector.Config{Client: s.Client, Dynamic: dyn, Discovery: dc, Logger: s.Logger})
+		},
+	}
+	if cfg.Disabled(config.ComponentControllers) {
+		clear(builders)
+	}
+	if !cfg.Disabled(config.ComponentScheduler) {
+		// Binding 1,000 pods a second needs its own client with room for it.
+		src := rest.CopyConfig(rc)
+		src.QPS, src.Burst = 5000, 10000
+		// Protobuf bodies are cheaper to encode than JSON at that rate.
+		src.ContentType = "application/vnd.kubernetes.protobuf"
+		src.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+		scs, err := kubernetes.NewForConfig(src)
+		if err != nil {
+			return nil, err
+		}
+		builders["scheduler"] = func(s controllers.Shared) (controllers.Runnable, error) {
+			return scheduler.New(scheduler.Config{Client: scs, Informers: s.Informers, Logger: s.Logger})
+		}
+	}
+	return controllers.New(controllers.Config{Client: cs, Logger: log, Controllers: builders})
 }
 
 // adminRESTConfig is how the in-process components reach the API server:

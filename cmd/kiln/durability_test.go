@@ -61,7 +61,8 @@ func durStart(t *testing.T, bin, dataDir string, run int) *durProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "server", "--data-dir", dataDir, "--api-listen", addr, "--log-level", "warn")
+	cmd := exec.Command(bin, "server", "--data-dir", dataDir, "--api-listen", addr, "--log-level", "warn",
+		"--dashboard-listen", kilnFreeAddr(t), "--disable", "kubelet,proxy")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

@@ -31,10 +31,12 @@ const (
 )
 
 // httpHandlers are what the dashboard listener serves; a nil handler is
-// not mounted. The dashboard joins here.
+// not mounted.
 type httpHandlers struct {
 	// webhooks serves reconcile.WebhookPath.
 	webhooks http.Handler
+	// dashboard serves every other path.
+	dashboard http.Handler
 }
 
 // newHTTPMux mounts the handlers of the dashboard listener.
@@ -42,6 +44,9 @@ func newHTTPMux(h httpHandlers) *http.ServeMux {
 	mux := http.NewServeMux()
 	if h.webhooks != nil {
 		mux.Handle(reconcile.WebhookPath, h.webhooks)
+	}
+	if h.dashboard != nil {
+		mux.Handle("/", h.dashboard)
 	}
 	return mux
 }
@@ -67,15 +72,15 @@ func newWebhookSource(src *git.Source, s config.Source) (reconcile.WebhookSource
 	return ws, nil
 }
 
-// startWebhooks serves the git sources' webhooks on cfg.DashboardListen
-// in g until ctx is done, unless the dashboard is disabled. It returns
-// once the listener is bound (or failed to bind).
-func startWebhooks(ctx context.Context, g *errgroup.Group, cfg *config.Config, hooks map[string]reconcile.WebhookSource, log *slog.Logger) error {
-	if len(hooks) == 0 {
-		return nil
-	}
+// startHTTP serves the dashboard and the git sources' webhooks on
+// cfg.DashboardListen in g until ctx is done; nothing is served when the
+// dashboard is disabled. dash is nil when it is. It returns once the
+// listener is bound (or failed to bind).
+func startHTTP(ctx context.Context, g *errgroup.Group, cfg *config.Config, hooks map[string]reconcile.WebhookSource, dash http.Handler, log *slog.Logger) error {
 	if cfg.Disabled(config.ComponentDashboard) {
-		log.Info("webhooks not served: the dashboard is disabled")
+		if len(hooks) > 0 {
+			log.Info("webhooks not served: the dashboard is disabled")
+		}
 		return nil
 	}
 	ln, err := net.Listen("tcp", cfg.DashboardListen)
@@ -88,10 +93,34 @@ func startWebhooks(ctx context.Context, g *errgroup.Group, cfg *config.Config, h
 			log.Warn("webhook without a secret on a non-loopback address; set webhookSecretFile", "source", name, "addr", ln.Addr().String())
 		}
 	}
-	log.Info("serving webhooks", "url", "http://"+ln.Addr().String()+reconcile.WebhookPath+"<source>", "sources", len(hooks))
-	h := newHTTPMux(httpHandlers{webhooks: reconcile.WebhookHandler(reconcile.WebhookConfig{Sources: hooks, Logger: log})})
-	g.Go(func() error { return serveHTTP(ctx, ln, h, log) })
+	if dash != nil && cfg.DashboardTokenFile == "" && !isLoopback(host) {
+		log.Warn("dashboard without a token on a non-loopback address; set dashboardTokenFile", "addr", ln.Addr().String())
+	}
+	handlers := httpHandlers{dashboard: dash}
+	if len(hooks) > 0 {
+		handlers.webhooks = reconcile.WebhookHandler(reconcile.WebhookConfig{Sources: hooks, Logger: log})
+		log.Info("serving webhooks", "url", "http://"+ln.Addr().String()+reconcile.WebhookPath+"<source>", "sources", len(hooks))
+	}
+	log.Info("serving dashboard", "url", "http://"+ln.Addr().String()+"/")
+	g.Go(func() error { return serveHTTP(ctx, ln, newHTTPMux(handlers), log) })
 	return nil
+}
+
+// readTokenFile reads a token file, trimming the newline `echo` leaves.
+// An empty path means no token.
+func readTokenFile(field, path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", field, err)
+	}
+	tok := string(bytes.TrimSpace(b))
+	if tok == "" {
+		return "", fmt.Errorf("%s %s is empty", field, path)
+	}
+	return tok, nil
 }
 
 func isLoopback(host string) bool {

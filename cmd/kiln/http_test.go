@@ -167,7 +167,7 @@ func TestServer_Run_gitWebhook(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	addr, dashAddr := kilnFreeAddr(t), kilnFreeAddr(t)
 	cfgFile := filepath.Join(t.TempDir(), "kiln.yaml")
-	cfgYAML := fmt.Sprintf("dataDir: %s\napiListen: %s\ndashboardListen: %s\nsources:\n- name: demo\n  kind: git\n  url: file://%s\n  ref: main\n  interval: 1h\n  webhookSecretFile: %s\n",
+	cfgYAML := fmt.Sprintf("dataDir: %s\napiListen: %s\ndashboardListen: %s\ndisable: [kubelet, proxy]\nsources:\n- name: demo\n  kind: git\n  url: file://%s\n  ref: main\n  interval: 1h\n  webhookSecretFile: %s\n",
 		dataDir, addr, dashAddr, bare, secretFile)
 	if err := os.WriteFile(cfgFile, []byte(cfgYAML), 0o600); err != nil {
 		t.Fatal(err)

@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/klog/v2"
@@ -23,6 +25,7 @@ import (
 	"kiln.dev/kiln/components/apiserver/pki"
 	"kiln.dev/kiln/components/store"
 	"kiln.dev/kiln/config"
+	"kiln.dev/kiln/reconcile"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -48,6 +51,7 @@ func versionCmd() *cobra.Command {
 
 func serverCmd() *cobra.Command {
 	var configFile string
+	var cleanup bool
 	cfg := &config.Config{}
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -55,6 +59,7 @@ func serverCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.Flags().StringVar(&configFile, "config", "", "kiln.yaml to read; flags override it")
+	cmd.Flags().BoolVar(&cleanup, "cleanup-network", false, "remove kiln's iptables rules and cluster DNS link, then exit (before an uninstall)")
 	flags := cfg.BindFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if configFile != "" {
@@ -73,6 +78,9 @@ func serverCmd() *cobra.Command {
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
+		if cleanup {
+			return cleanupNetwork(ctx, newLogger(cfg.LogLevel))
+		}
 		return runServer(ctx, cfg)
 	}
 	return cmd
@@ -134,6 +142,13 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	dashToken, err := readTokenFile("dashboardTokenFile", cfg.DashboardTokenFile)
+	if err != nil {
+		return err
+	}
+	// One registry: the API server's request metrics, served by the
+	// dashboard's /metrics beside its own.
+	metrics := prometheus.NewRegistry()
 	api, err := apiserver.New(apiserver.Config{
 		Store:         st,
 		Listen:        cfg.APIListen,
@@ -141,6 +156,9 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 		Tokens:        map[string]apiserver.User{token: {Name: "admin", UID: "admin", Groups: []string{apiserver.GroupMasters}}},
 		ServiceCIDR:   cfg.ServiceCIDR,
 		NodePortRange: cfg.NodePortRange,
+		ClusterDNS:    cfg.ClusterDNS,
+		Metrics:       metrics,
+		KubeletClient: newKubeletClient(ca.CertPEM, token),
 		Logger:        log,
 	})
 	if err != nil {
@@ -184,22 +202,41 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 		log.Info("kiln ready", "api", "https://"+api.Addr(), "kubeconfig", kubeconfig)
-		if !cfg.Disabled(config.ComponentControllers) {
-			cm, err := newControllerManager(adminRESTConfig(apiURL, ca.CertPEM, token), cfg.ClusterCIDR, log)
+		rc := adminRESTConfig(apiURL, ca.CertPEM, token)
+		if !cfg.Disabled(config.ComponentControllers) || !cfg.Disabled(config.ComponentScheduler) {
+			cm, err := newControllerManager(rc, cfg, log)
 			if err != nil {
 				return err
 			}
 			g.Go(func() error { return cm.Run(gctx) })
 		}
-		if cfg.Disabled(config.ComponentSync) || len(cfg.Sources) == 0 {
+		var dash http.Handler
+		if !cfg.Disabled(config.ComponentDashboard) {
+			d, err := newDashboard(rc, dashToken, metrics, log.With("component", "dashboard"))
+			if err != nil {
+				return err
+			}
+			g.Go(func() error { return d.Run(gctx) })
+			dash = d.Handler()
+		}
+		var rec *reconcile.Reconciler
+		var hooks map[string]reconcile.WebhookSource
+		if !cfg.Disabled(config.ComponentSync) && len(cfg.Sources) > 0 {
+			if rec, hooks, err = newReconciler(cfg, apiURL, ca.CertPEM, token, log); err != nil {
+				return err
+			}
+		}
+		if err := startHTTP(gctx, g, cfg, hooks, dash, log); err != nil {
+			return err
+		}
+		if err := startNode(gctx, g, cfg, rc, ca, log); err != nil {
+			return err
+		}
+		if err := startProxy(gctx, g, cfg, rc, log); err != nil {
+			return err
+		}
+		if rec == nil {
 			return nil
-		}
-		rec, hooks, err := newReconciler(cfg, apiURL, ca.CertPEM, token, log)
-		if err != nil {
-			return err
-		}
-		if err := startWebhooks(gctx, g, cfg, hooks, log); err != nil {
-			return err
 		}
 		return rec.Run(gctx)
 	})

@@ -80,9 +80,10 @@ type kilnProc struct {
 func startKiln(t *testing.T, bin, dataDir, addr string) *kilnProc {
 	t.Helper()
 	p := &kilnProc{dataDir: dataDir, addr: addr, exited: make(chan struct{})}
-	// The dashboard is not served yet; a free port keeps its default from
-	// clashing once it is.
-	p.cmd = exec.Command(bin, "server", "--data-dir", dataDir, "--api-listen", addr, "--dashboard-listen", kilnFreeAddr(t))
+	// A free port keeps the dashboard's default from clashing; the node
+	// (containerd, iptables) has tests of its own.
+	p.cmd = exec.Command(bin, "server", "--data-dir", dataDir, "--api-listen", addr, "--dashboard-listen", kilnFreeAddr(t),
+		"--disable", "kubelet,proxy")
 	p.cmd.Stdout, p.cmd.Stderr = t.Output(), t.Output()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -29,9 +29,9 @@ type Rules interface {
 	// rewrite just those Services' rules. After an error the node's rules
 	// are unknown; the caller must call Sync next.
 	SyncServices(ctx context.Context, rs *RuleSet, changed []types.NamespacedName) error
-	// Cleanup removes every kiln chain and every jump to one, leaving no
-	// trace of the proxy (kiln server --cleanup-network). Removing what
-	// is not there is not an error.
+	// Cleanup removes every chain of the proxy and every jump to one,
+	// leaving no trace of the proxy (kiln server --cleanup-network) and
+	// nothing else touched. Removing what is not there is not an error.
 	Cleanup(ctx context.Context) error
 }
 

@@ -9,6 +9,8 @@
 //
 //	demo-web [serve] [-addr :8080]   serve HTTP (the default)
 //	demo-web check [-url URL]        GET URL (default http://127.0.0.1:8080/healthz); exit 0 on 200, else 1 (exec probes)
+//	demo-web get [-retry DUR] URL... GET each URL and print its status and body; exit 1 unless all answer 200
+//	                                 (DNS and Services from inside a pod); -retry keeps trying each for up to DUR
 //	demo-web exit CODE               print a line to stdout and one to stderr, exit with CODE
 //	demo-web alloc MB                allocate and touch MB MiB, then sleep (memory limits)
 //	demo-web sleep SECONDS           sleep, then exit 0 (init containers); SIGTERM ends it early
@@ -24,10 +26,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -52,6 +56,8 @@ func main() {
 		err = serve(args)
 	case "check":
 		err = check(args)
+	case "get":
+		err = get(args)
 	case "exit":
 		err = exit(args)
 	case "alloc":
@@ -175,6 +181,61 @@ func check(args []string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s answered %s", *url, resp.Status)
 	}
+	return nil
+}
+
+// get GETs each URL in turn, printing "GET URL: STATUS" and the body, so
+// that a test reads from the pod's log what the pod reached (the demo
+// answers with its hostname). With -retry it tries a URL again every
+// 200ms until it answers 200 or the duration is up, printing each failure:
+// the cluster DNS and the Service's rules may still be on their way when
+// the pod starts.
+func get(args []string) error {
+	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+	retry := fs.Duration("retry", 0, "keep trying each URL for this long")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("usage: demo-web get [-retry DUR] URL...")
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	var failed []string
+	for _, url := range fs.Args() {
+		deadline := time.Now().Add(*retry)
+		for {
+			err := getOnce(c, url)
+			if err == nil {
+				break
+			}
+			fmt.Printf("GET %s: %v\n", url, err)
+			if time.Now().After(deadline) {
+				failed = append(failed, url)
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d URLs failed: %v", len(failed), fs.NArg(), failed)
+	}
+	return nil
+}
+
+func getOnce(c *http.Client, url string) error {
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	fmt.Printf("GET %s: %s\n%s", url, resp.Status, body)
 	return nil
 }
 

@@ -1,7 +1,11 @@
 package containerd
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 
 	"github.com/coreos/go-iptables/iptables"
@@ -66,4 +70,23 @@ func (r *Runtime) removeMasquerade() error {
 		return fmt.Errorf("iptables: %w", err)
 	}
 	return nil
+}
+
+// CleanupNetwork removes what a runtime with bridge leaves on the host
+// when its node is taken out of service: the masquerade chain and its
+// jump, and the bridge itself (`kiln server --cleanup-network`). Pods'
+// network namespaces go with their sandboxes, not here. An empty bridge
+// means DefaultBridgeName.
+func CleanupNetwork(bridge string) error {
+	if bridge == "" {
+		bridge = DefaultBridgeName
+	}
+	r := &Runtime{cfg: Config{BridgeName: bridge}}
+	err := r.removeMasquerade()
+	if _, serr := os.Stat("/sys/class/net/" + bridge); serr == nil {
+		if out, derr := exec.Command("ip", "link", "del", bridge).CombinedOutput(); derr != nil {
+			err = errors.Join(err, fmt.Errorf("delete bridge %s: %v: %s", bridge, derr, bytes.TrimSpace(out)))
+		}
+	}
+	return err
 }

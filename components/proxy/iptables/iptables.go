@@ -234,8 +234,9 @@ func (r *Rules) SyncServices(ctx context.Context, rs *proxy.RuleSet, changed []t
 	return nil
 }
 
-// Cleanup deletes every jump to a kiln chain from the built-in chains and
-// then every kiln chain, in both tables.
+// Cleanup deletes every jump to a chain of the proxy from the built-in
+// chains and then every such chain, in both tables. Other kiln chains
+// (the container runtime's masquerade chain) are their owners' to remove.
 func (r *Rules) Cleanup(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -279,9 +280,9 @@ func (r *Rules) listBuiltins() (map[string][]string, error) {
 	return out, nil
 }
 
-// deleteJumps deletes every rule of a built-in chain that jumps to a kiln
-// chain, whatever its other matches (an older kiln may have written them
-// differently), by rule number from the last.
+// deleteJumps deletes every rule of a built-in chain that jumps to a
+// chain of the proxy, whatever its other matches (an older kiln may have
+// written them differently), by rule number from the last.
 func (r *Rules) deleteJumps(table, chain string) error {
 	lines, err := r.ipt.List(table, chain)
 	if err != nil {
@@ -294,7 +295,7 @@ func (r *Rules) deleteJumps(table, chain string) error {
 			continue
 		}
 		n++
-		if strings.Contains(l, " -j "+chainPrefix) {
+		if _, target, ok := strings.Cut(l, " -j "); ok && owned(strings.TrimSpace(target)) {
 			nums = append(nums, n)
 		}
 	}
@@ -306,8 +307,8 @@ func (r *Rules) deleteJumps(table, chain string) error {
 	return nil
 }
 
-// readTable reads a table with iptables-save: its kiln chains, and the
-// rules of its built-in chains (where the jumps are).
+// readTable reads a table with iptables-save: the proxy's chains in it,
+// and the rules of its built-in chains (where the jumps are).
 func (r *Rules) readTable(ctx context.Context, table string) (chains map[string]bool, hooks []string, err error) {
 	var out, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, "iptables-save", "-t", table)
@@ -322,8 +323,9 @@ func (r *Rules) readTable(ctx context.Context, table string) (chains map[string]
 		line := sc.Text()
 		switch {
 		case strings.HasPrefix(line, ":"+chainPrefix):
-			name, _, _ := strings.Cut(line[1:], " ")
-			chains[name] = true
+			if name, _, _ := strings.Cut(line[1:], " "); owned(name) {
+				chains[name] = true
+			}
 		case strings.HasPrefix(line, "-A ") && !strings.HasPrefix(line, "-A "+chainPrefix):
 			hooks = append(hooks, line)
 		}

@@ -165,3 +165,52 @@ func TestRules_Sync_sysctls(t *testing.T) {
 		}
 	}
 }
+
+// TestRules_othersChains checks that the proxy leaves alone a kiln chain
+// that is not its own: the container runtime's masquerade chain, hooked
+// into POSTROUTING beside the proxy's. A full sync once deleted every
+// KILN- chain it had not written, which failed on a node with pods (the
+// chain is referenced) and would have dropped the pods' masquerading.
+func TestRules_othersChains(t *testing.T) {
+	nettest.Require(t)
+	ns := nettest.NewNS(t, "kt"+nettest.RunID()+"-oth")
+	ctx := t.Context()
+	const masq = "KILN-MASQ-KT0"
+	for _, args := range [][]string{
+		{"-t", "nat", "-N", masq},
+		{"-t", "nat", "-A", masq, "-s", "10.42.0.0/24", "!", "-d", "10.42.0.0/24", "-j", "MASQUERADE"},
+		{"-t", "nat", "-A", "POSTROUTING", "-m", "comment", "--comment", "kiln: masquerade pods of kt0", "-j", masq},
+	} {
+		if out, err := ns.Exec(ctx, "iptables", args...); err != nil {
+			t.Fatalf("iptables %v: %v: %s", args, err, out)
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		out := save(t, ns)
+		for _, want := range []string{":" + masq, "-A POSTROUTING -m comment --comment \"kiln: masquerade pods of kt0\" -j " + masq, "-A " + masq + " -s 10.42.0.0/24"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("after %s, iptables-save lacks %q:\n%s", when, want, out)
+			}
+		}
+	}
+
+	web := port("web", nil)
+	if err := newRules(t, ns).Sync(ctx, ruleSet(web)); err != nil {
+		t.Fatal(err)
+	}
+	check("the first sync")
+	// A restarted proxy reads the tables to find stale chains.
+	r := newRules(t, ns)
+	if err := r.Sync(ctx, ruleSet()); err != nil {
+		t.Fatal(err)
+	}
+	check("a full sync after a restart")
+	if err := r.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("Cleanup")
+	if out := save(t, ns); strings.Contains(out, "KILN-SERVICES") || strings.Contains(out, prefixSVC) {
+		t.Errorf("the proxy's chains survive Cleanup:\n%s", out)
+	}
+}

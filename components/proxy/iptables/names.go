@@ -3,12 +3,16 @@ package iptables
 import (
 	"crypto/sha256"
 	"encoding/base32"
+	"slices"
+	"strings"
 
 	"kiln.dev/kiln/components/proxy"
 )
 
-// Chains every node has. The prefix is what Cleanup and stale-chain
-// removal look for: every chain kiln makes starts with it.
+// Chains every node has. Every chain kiln makes starts with chainPrefix,
+// but not every such chain is the proxy's: the container runtime keeps
+// its masquerade chain (KILN-MASQ-<bridge>) in the same nat table, so
+// Cleanup and stale-chain removal go by owned, not by the prefix.
 const (
 	chainPrefix = "KILN-"
 	// chainServices dispatches ClusterIP traffic (nat) and rejects
@@ -43,6 +47,21 @@ const (
 	prefixEXT = "KILN-EXT-" // NodePort traffic, before the policy chain
 	prefixSEP = "KILN-SEP-" // one endpoint: DNAT
 )
+
+// owned reports whether chain is one of the proxy's: a shared chain or a
+// per-service one. A full sync deletes the owned chains it did not
+// write, and Cleanup all of them; any other kiln chain is left alone.
+func owned(chain string) bool {
+	if slices.Contains(natShared, chain) || slices.Contains(filterShared, chain) {
+		return true
+	}
+	for _, p := range []string{prefixSVC, prefixSVL, prefixEXT, prefixSEP} {
+		if strings.HasPrefix(chain, p) {
+			return true
+		}
+	}
+	return false
+}
 
 func hashName(prefix, s string) string {
 	sum := sha256.Sum256([]byte(s))
