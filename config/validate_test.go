@@ -130,7 +130,9 @@ func TestConfig_Validate(t *testing.T) {
 		{name: "absolute subpath", mutate: func(c *Config) { c.Sources[1].Subpath = "/etc" }, wantErr: []string{`sources[1].subpath: "/etc" must be a relative path inside the source`}},
 		{name: "escaping subpath", mutate: func(c *Config) { c.Sources[0].Subpath = "a/../../etc" }, wantErr: []string{`sources[0].subpath: "a/../../etc" must be a relative path`}},
 		{name: "bad namespace", mutate: func(c *Config) { c.Sources[0].Namespace = "Kube_System" }, wantErr: []string{`sources[0].namespace: "Kube_System"`}},
-		{name: "hosted", mutate: func(c *Config) { c.Sources[1] = Source{Name: "app", Kind: "hosted", Ref: "prod", Namespace: "default", Drift: "revert"} }},
+		{name: "hosted", mutate: func(c *Config) {
+			c.Sources[1] = Source{Name: "app", Kind: "hosted", Ref: "prod", Namespace: "default", Drift: "revert"}
+		}},
 		{name: "hosted with git fields", mutate: func(c *Config) {
 			c.Sources[1] = Source{Name: "app", Kind: "hosted", URL: "https://h/r", Ref: "refs/heads/x", Interval: Duration{time.Second}, Namespace: "default", Drift: "revert"}
 		}, wantErr: []string{`sources[1].url: does not apply to kind "hosted"`, `sources[1].ref: "refs/heads/x": want a branch name`, `sources[1].interval: does not apply to kind "hosted"`}},
