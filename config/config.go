@@ -60,6 +60,14 @@ const (
 	SourceKindHosted = "hosted"
 )
 
+// Rollback policies of a Source.
+const (
+	// RollbackNone leaves a revision that turned unhealthy applied.
+	RollbackNone = "none"
+	// RollbackAuto re-applies the last healthy revision.
+	RollbackAuto = "auto"
+)
+
 // Drift policies of a Source.
 const (
 	// DriftRevert re-applies the repo's version of an object that was changed
@@ -203,6 +211,11 @@ type Source struct {
 	Prune *bool `json:"prune,omitempty"`
 	// Drift is DriftRevert or DriftIgnore; default DefaultDrift.
 	Drift string `json:"drift,omitempty"`
+	// Rollback is RollbackAuto or RollbackNone; default RollbackNone.
+	// With RollbackAuto, a revision that turns Degraded (a Deployment past
+	// its progress deadline) is replaced by the last revision that was
+	// healthy; the branch is not rewritten.
+	Rollback string `json:"rollback,omitempty"`
 	// CredentialsFile holds a git source's credentials; it is read when
 	// fetching, never copied into status, events or logs.
 	CredentialsFile string `json:"credentialsFile,omitempty"`

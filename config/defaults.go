@@ -68,6 +68,7 @@ func (s *Source) setDefaults() {
 		s.Prune = &prune
 	}
 	setString(&s.Drift, DefaultDrift)
+	setString(&s.Rollback, RollbackNone)
 }
 
 func setString(p *string, def string) {

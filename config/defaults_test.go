@@ -79,15 +79,15 @@ func TestConfig_SetDefaults_sources(t *testing.T) {
 	c := Config{Sources: []Source{
 		{Kind: SourceKindDir, Path: "/srv/My_Manifests"},
 		{Kind: SourceKindGit, URL: "https://example.com/org/app.git"},
-		{Name: "x", Kind: SourceKindGit, URL: "u:v", Interval: Duration{time.Hour}, Namespace: "ns", Prune: &noPrune, Drift: DriftIgnore},
+		{Name: "x", Kind: SourceKindGit, URL: "u:v", Interval: Duration{time.Hour}, Namespace: "ns", Prune: &noPrune, Drift: DriftIgnore, Rollback: RollbackAuto},
 		{Kind: SourceKindGit, URL: "https://example.com"}, // no name to derive
 	}}
 	c.SetDefaults()
 	want := []Source{
-		{Name: "my-manifests", Kind: SourceKindDir, Path: "/srv/My_Manifests", Namespace: "default", Prune: &prune, Drift: DriftRevert},
-		{Name: "app", Kind: SourceKindGit, URL: "https://example.com/org/app.git", Interval: Duration{DefaultGitInterval}, Namespace: "default", Prune: &prune, Drift: DriftRevert},
-		{Name: "x", Kind: SourceKindGit, URL: "u:v", Interval: Duration{time.Hour}, Namespace: "ns", Prune: &noPrune, Drift: DriftIgnore},
-		{Kind: SourceKindGit, URL: "https://example.com", Interval: Duration{DefaultGitInterval}, Namespace: "default", Prune: &prune, Drift: DriftRevert},
+		{Name: "my-manifests", Kind: SourceKindDir, Path: "/srv/My_Manifests", Namespace: "default", Prune: &prune, Drift: DriftRevert, Rollback: RollbackNone},
+		{Name: "app", Kind: SourceKindGit, URL: "https://example.com/org/app.git", Interval: Duration{DefaultGitInterval}, Namespace: "default", Prune: &prune, Drift: DriftRevert, Rollback: RollbackNone},
+		{Name: "x", Kind: SourceKindGit, URL: "u:v", Interval: Duration{time.Hour}, Namespace: "ns", Prune: &noPrune, Drift: DriftIgnore, Rollback: RollbackAuto},
+		{Kind: SourceKindGit, URL: "https://example.com", Interval: Duration{DefaultGitInterval}, Namespace: "default", Prune: &prune, Drift: DriftRevert, Rollback: RollbackNone},
 	}
 	if !reflect.DeepEqual(c.Sources, want) {
 		t.Errorf("sources =\n%+v\nwant\n%+v", c.Sources, want)

@@ -222,6 +222,9 @@ func (s *Source) validate(field string) []error {
 	if msgs := validation.IsDNS1123Label(s.Namespace); len(msgs) > 0 {
 		add("namespace", "%q: %s", s.Namespace, strings.Join(msgs, "; "))
 	}
+	if s.Rollback != RollbackNone && s.Rollback != RollbackAuto {
+		add("rollback", "unknown policy %q (want %q or %q)", s.Rollback, RollbackNone, RollbackAuto)
+	}
 	if s.Drift != DriftRevert && s.Drift != DriftIgnore {
 		add("drift", "unknown policy %q (want %q or %q)", s.Drift, DriftRevert, DriftIgnore)
 	}

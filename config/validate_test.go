@@ -131,11 +131,12 @@ func TestConfig_Validate(t *testing.T) {
 		{name: "escaping subpath", mutate: func(c *Config) { c.Sources[0].Subpath = "a/../../etc" }, wantErr: []string{`sources[0].subpath: "a/../../etc" must be a relative path`}},
 		{name: "bad namespace", mutate: func(c *Config) { c.Sources[0].Namespace = "Kube_System" }, wantErr: []string{`sources[0].namespace: "Kube_System"`}},
 		{name: "hosted", mutate: func(c *Config) {
-			c.Sources[1] = Source{Name: "app", Kind: "hosted", Ref: "prod", Namespace: "default", Drift: "revert"}
+			c.Sources[1] = Source{Name: "app", Kind: "hosted", Ref: "prod", Namespace: "default", Drift: "revert", Rollback: "auto"}
 		}},
 		{name: "hosted with git fields", mutate: func(c *Config) {
-			c.Sources[1] = Source{Name: "app", Kind: "hosted", URL: "https://h/r", Ref: "refs/heads/x", Interval: Duration{time.Second}, Namespace: "default", Drift: "revert"}
+			c.Sources[1] = Source{Name: "app", Kind: "hosted", URL: "https://h/r", Ref: "refs/heads/x", Interval: Duration{time.Second}, Namespace: "default", Drift: "revert", Rollback: "none"}
 		}, wantErr: []string{`sources[1].url: does not apply to kind "hosted"`, `sources[1].ref: "refs/heads/x": want a branch name`, `sources[1].interval: does not apply to kind "hosted"`}},
+		{name: "bad rollback", mutate: func(c *Config) { c.Sources[0].Rollback = "always" }, wantErr: []string{`sources[0].rollback: unknown policy "always" (want "none" or "auto")`}},
 		{name: "bad drift", mutate: func(c *Config) { c.Sources[0].Drift = "warn" }, wantErr: []string{`sources[0].drift: unknown policy "warn" (want "revert" or "ignore")`}},
 
 		{name: "all problems reported", mutate: func(c *Config) {

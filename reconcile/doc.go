@@ -44,4 +44,11 @@
 // the same three-way patches as a server-side dry run, compared with the
 // live objects, and the inventory entries a prune would delete. Secret
 // values never appear in its result. `kiln diff` is built on it.
+//
+// CheckPush, WaitSynced and WaitHealthy are what a push to a hosted
+// source (sources/hosted) asks before and after its branch moves: a
+// render and dry run of the pushed commit, the sync's record, and the
+// rollout of what it changed (push.go). A source with rollback: auto
+// re-applies its last healthy revision when a newer one turns Degraded
+// (rollback.go).
 package reconcile

@@ -173,6 +173,8 @@ type sourceLoop struct {
 	appliedHash map[string]string
 	// parsed keeps the files of the last Render parsed.
 	parsed parseCache
+	// rollback is rollback.go's memory of the last healthy snapshot.
+	rollback rollbackState
 }
 
 func (l *sourceLoop) run(ctx context.Context) error {
@@ -210,6 +212,9 @@ func (l *sourceLoop) run(ctx context.Context) error {
 				l.fetchFailed(ctx, res.Err)
 				continue
 			}
+			if w != nil {
+				l.noteHealthy(l.health(w))
+			}
 			if l.applySnapshot(ctx, res.Snapshot) {
 				if w != nil {
 					w.stop()
@@ -221,6 +226,13 @@ func (l *sourceLoop) run(ctx context.Context) error {
 			l.correctDrift(ctx, key)
 		case <-healthTimer.C:
 			h := l.health(w)
+			if w != nil && l.noteHealth(ctx, h) {
+				// Rolled back: follow the inventory applied again.
+				w.stop()
+				w = l.startWatches(ctx, &watchers)
+				healthTimer.Reset(healthInterval)
+				continue
+			}
 			if h != lastHealth && w != nil {
 				lastHealth = h
 				l.writeStatus(ctx, func(st *SourceStatus, gen int64) {
@@ -262,6 +274,7 @@ func (l *sourceLoop) applySnapshot(ctx context.Context, snap *sources.Snapshot) 
 			st.Inventory = out.inventory
 			setCondition(st, ConditionReady, true, "Synced", fmt.Sprintf("applied revision %s", snap.Revision), gen)
 			setCondition(st, ConditionStalled, false, "Synced", "", gen)
+			meta.RemoveStatusCondition(&st.Conditions, ConditionRolledBack)
 		} else {
 			setCondition(st, ConditionReady, false, "SyncFailed", out.err.Error(), gen)
 			setCondition(st, ConditionStalled, true, "SyncFailed", "the last good revision stays applied: "+st.LastAppliedRevision, gen)

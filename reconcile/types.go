@@ -64,6 +64,8 @@ type SourceSpec struct {
 	Prune      bool   `json:"prune"`
 	Drift      string `json:"drift,omitempty"`
 	AllowEmpty bool   `json:"allowEmpty,omitempty"`
+	// Rollback is RollbackAuto or empty (rollback.go).
+	Rollback string `json:"rollback,omitempty"`
 }
 
 // SourceStatus is what the last syncs did.
@@ -110,4 +112,7 @@ type SyncRecord struct {
 	Error      string      `json:"error,omitempty"`
 	// File names the file of the first problem when the sync failed.
 	File string `json:"file,omitempty"`
+	// RollbackOf, on a sync that re-applied the last healthy revision,
+	// names the revision that failed its health check.
+	RollbackOf string `json:"rollbackOf,omitempty"`
 }

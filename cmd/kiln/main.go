@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,8 @@ import (
 	"kiln.dev/kiln/components/store"
 	"kiln.dev/kiln/config"
 	"kiln.dev/kiln/reconcile"
+	"kiln.dev/kiln/sources/hosted"
+	"kiln.dev/kiln/sources/hosted/gitserver"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -149,7 +152,15 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 	// One registry: the API server's request metrics, served by the
 	// dashboard's /metrics beside its own.
 	metrics := prometheus.NewRegistry()
+	// The hosted sources' git server shares the API port; it is set once
+	// the reconciler exists.
+	var extra map[string]http.Handler
+	gitHandler := &lateHandler{}
+	if hasHosted(cfg) {
+		extra = map[string]http.Handler{strings.TrimSuffix(gitserver.PathPrefix, "/"): gitHandler}
+	}
 	api, err := apiserver.New(apiserver.Config{
+		Extra:         extra,
 		Store:         st,
 		Listen:        cfg.APIListen,
 		TLS:           &cert,
@@ -222,8 +233,17 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 		var rec *reconcile.Reconciler
 		var hooks map[string]reconcile.WebhookSource
 		if !cfg.Disabled(config.ComponentSync) && len(cfg.Sources) > 0 {
-			if rec, hooks, err = newReconciler(cfg, apiURL, ca.CertPEM, token, log); err != nil {
+			var hostedSrcs []*hosted.Source
+			if rec, hooks, hostedSrcs, err = newReconciler(cfg, apiURL, ca.CertPEM, token, log); err != nil {
 				return err
+			}
+			if len(hostedSrcs) > 0 {
+				h, err := newGitHandler(hostedSrcs, rec, rc, cfg, log)
+				if err != nil {
+					return err
+				}
+				gitHandler.set(h)
+				log.Info("serving hosted repositories", "url", apiURL+gitserver.PathPrefix+"<source>.git", "sources", len(hostedSrcs))
 			}
 		}
 		if err := startHTTP(gctx, g, cfg, hooks, dash, log); err != nil {

@@ -13,14 +13,17 @@ import (
 	"kiln.dev/kiln/sources"
 	"kiln.dev/kiln/sources/dir"
 	"kiln.dev/kiln/sources/git"
+	"kiln.dev/kiln/sources/hosted"
 )
 
 // newReconciler builds the fetcher of every configured source and the
 // reconciler that applies their snapshots through the API at apiURL. It
 // also returns the webhook of every git source, its secret read from
-// webhookSecretFile.
-func newReconciler(cfg *config.Config, apiURL string, caPEM []byte, token string, log *slog.Logger) (*reconcile.Reconciler, map[string]reconcile.WebhookSource, error) {
+// webhookSecretFile, and the hosted sources, whose repositories the API
+// port serves.
+func newReconciler(cfg *config.Config, apiURL string, caPEM []byte, token string, log *slog.Logger) (*reconcile.Reconciler, map[string]reconcile.WebhookSource, []*hosted.Source, error) {
 	var srcs []reconcile.SourceConfig
+	var hostedSrcs []*hosted.Source
 	hooks := map[string]reconcile.WebhookSource{}
 	for _, s := range cfg.Sources {
 		var f sources.Source
@@ -31,7 +34,7 @@ func newReconciler(cfg *config.Config, apiURL string, caPEM []byte, token string
 		case config.SourceKindGit:
 			work, werr := workDir(cfg.DataDir, s.Name)
 			if werr != nil {
-				return nil, nil, werr
+				return nil, nil, nil, werr
 			}
 			var gs *git.Source
 			if gs, err = git.New(git.Config{Name: s.Name, URL: s.URL, Ref: s.Ref, Subpath: s.Subpath, Interval: s.Interval.Duration,
@@ -39,15 +42,25 @@ func newReconciler(cfg *config.Config, apiURL string, caPEM []byte, token string
 				f = gs
 				hooks[s.Name], err = newWebhookSource(gs, s)
 			}
+		case config.SourceKindHosted:
+			var hs *hosted.Source
+			if hs, err = hosted.New(hosted.Config{Name: s.Name, Dir: filepath.Join(cfg.DataDir, "repos", s.Name+".git"),
+				Branch: s.Ref, Subpath: s.Subpath, Logger: log}); err == nil {
+				f = hs
+				hostedSrcs = append(hostedSrcs, hs)
+			}
 		default:
 			err = fmt.Errorf("unknown kind %q", s.Kind)
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("source %s: %w", s.Name, err)
+			return nil, nil, nil, fmt.Errorf("source %s: %w", s.Name, err)
 		}
 		prune := s.Prune == nil || *s.Prune
 		spec := reconcile.SourceSpec{Kind: s.Kind, Path: s.Path, URL: s.URL, Ref: s.Ref, Subpath: s.Subpath,
 			Namespace: s.Namespace, Prune: prune, Drift: s.Drift}
+		if s.Rollback == config.RollbackAuto {
+			spec.Rollback = reconcile.RollbackAuto
+		}
 		if s.Interval.Duration > 0 {
 			spec.Interval = s.Interval.String()
 		}
@@ -60,7 +73,7 @@ func newReconciler(cfg *config.Config, apiURL string, caPEM []byte, token string
 	// (reconcile's BenchmarkSyncFull1000).
 	rc.QPS, rc.Burst = 1000, 2000
 	rec, err := reconcile.New(reconcile.Config{RESTConfig: rc, Sources: srcs, Logger: log})
-	return rec, hooks, err
+	return rec, hooks, hostedSrcs, err
 }
 
 // workDir is a fresh, unpredictable directory for one git source, so one

@@ -352,7 +352,11 @@ func refLabel(t target) string {
 // checkObjectSize refuses a commit, tag or tree object too large to
 // decode in memory; git's own objects of these kinds are tiny.
 func (s *Source) checkObjectSize(h plumbing.Hash) error {
-	n, err := s.st.EncodedObjectSize(h)
+	return checkObjectSize(s.st, h)
+}
+
+func checkObjectSize(st *filesystem.Storage, h plumbing.Hash) error {
+	n, err := st.EncodedObjectSize(h)
 	if err != nil {
 		return fmt.Errorf("%w: object %s: %w", ErrInvalidTree, h, err)
 	}

@@ -38,23 +38,41 @@ const (
 
 // snapshot reads the files of commit t.commit under the subpath.
 func (s *Source) snapshot(t target) (*sources.Snapshot, error) {
-	if err := s.checkObjectSize(t.commit); err != nil {
+	return readCommit(s.st, s.cfg.Name, t.revision(), s.subpath, t.commit)
+}
+
+// SnapshotCommit reads the snapshot of commit from st, by the rules and
+// limits a git source reads a fetched commit with (see the package doc):
+// the regular files under subpath, which must be relative and free of
+// "..". The hosted source (sources/hosted) uses it on pushed commits. A
+// tree that breaks a rule is a *FileError, as from a git source.
+func SnapshotCommit(st *filesystem.Storage, source, revision, subpath string, commit plumbing.Hash) (*sources.Snapshot, error) {
+	sub, err := cleanSubpath(subpath)
+	if err != nil {
 		return nil, err
 	}
-	c, err := object.GetCommit(s.st, t.commit)
-	if err != nil {
-		return nil, fmt.Errorf("%w: commit %s: %w", ErrInvalidTree, t.commit, err)
+	return readCommit(st, source, revision, sub, commit)
+}
+
+// readCommit reads the files of commit under subpath, already cleaned.
+func readCommit(st *filesystem.Storage, source, revision, subpath string, commit plumbing.Hash) (*sources.Snapshot, error) {
+	if err := checkObjectSize(st, commit); err != nil {
+		return nil, err
 	}
-	r := &treeReader{st: s.st, trees: map[plumbing.Hash]*object.Tree{}, names: map[*object.Tree]map[string]int{}}
+	c, err := object.GetCommit(st, commit)
+	if err != nil {
+		return nil, fmt.Errorf("%w: commit %s: %w", ErrInvalidTree, commit, err)
+	}
+	r := &treeReader{st: st, trees: map[plumbing.Hash]*object.Tree{}, names: map[*object.Tree]map[string]int{}}
 	root, err := r.tree(c.TreeHash)
 	if err != nil {
 		return nil, err
 	}
-	if s.subpath != "" {
-		for _, part := range strings.Split(s.subpath, "/") {
+	if subpath != "" {
+		for _, part := range strings.Split(subpath, "/") {
 			e := r.entry(root, part)
 			if e == nil || e.Mode != filemode.Dir {
-				return nil, fmt.Errorf("%w: %q", ErrSubpathNotFound, s.subpath)
+				return nil, fmt.Errorf("%w: %q", ErrSubpathNotFound, subpath)
 			}
 			if root, err = r.tree(e.Hash); err != nil {
 				return nil, err
@@ -74,11 +92,11 @@ func (s *Source) snapshot(t target) (*sources.Snapshot, error) {
 		msg = strings.ToValidUTF8(msg[:maxMessageBytes], "")
 	}
 	return &sources.Snapshot{
-		Source:   s.cfg.Name,
-		Revision: t.revision(),
+		Source:   source,
+		Revision: revision,
 		Files:    files,
 		Commit: &sources.Commit{
-			Hash:    t.commit.String(),
+			Hash:    commit.String(),
 			Message: msg,
 			Author:  c.Author.Name + " <" + c.Author.Email + ">",
 			Time:    c.Author.When,

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"kiln.dev/kiln/components/apiserver"
+	"kiln.dev/kiln/config"
+	"kiln.dev/kiln/reconcile"
+	"kiln.dev/kiln/sources/hosted"
+)
+
+// hasHosted reports whether cfg syncs a hosted source, whose repository
+// the API port serves under /git/.
+func hasHosted(cfg *config.Config) bool {
+	if cfg.Disabled(config.ComponentSync) {
+		return false
+	}
+	for _, s := range cfg.Sources {
+		if s.Kind == config.SourceKindHosted {
+			return true
+		}
+	}
+	return false
+}
+
+// lateHandler answers 503 until set: the API server's routes are fixed
+// before the reconciler that pushes deploy through exists.
+type lateHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (l *lateHandler) set(h http.Handler) { l.h.Store(&h) }
+
+func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := l.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "kiln is starting", http.StatusServiceUnavailable)
+}
+
+// newGitHandler is the git server of the hosted sources: pushes are
+// checked, applied and followed by rec. The API server has authenticated
+// each request (Config.Extra); an access review of sources/<name>/git
+// decides what the user may do (a push is an update).
+func newGitHandler(srcs []*hosted.Source, rec *reconcile.Reconciler, rc *rest.Config, cfg *config.Config, log *slog.Logger) (http.Handler, error) {
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	userFrom := func(r *http.Request) (authenticationv1.UserInfo, bool) {
+		u, ok := apiserver.UserFrom(r.Context())
+		return authenticationv1.UserInfo{Username: u.Name, UID: u.UID, Groups: u.Groups}, ok
+	}
+	return hosted.NewHandler(hosted.HandlerConfig{Sources: srcs, Deployer: rec, Authorize: hosted.UserAuthorizer(kube, userFrom),
+		PushWait: cfg.PushWait.Duration, Logger: log})
+}
