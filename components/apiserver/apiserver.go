@@ -31,6 +31,7 @@ type Server struct {
 	extra       map[string]http.Handler
 	catalog     *resources.Catalog
 	namespaces  namespaceCache
+	caches      watchCaches
 	byGVR       map[gvrKey]*resource
 	ready       chan struct{}
 	handler     http.Handler
@@ -126,6 +127,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.watchNamespaces(gctx) })
+	s.caches.start(gctx)
+	g.Go(func() error {
+		<-gctx.Done()
+		s.caches.wait()
+		return nil
+	})
 	g.Go(func() error {
 		err := srv.ServeTLS(ln, "", "")
 		if errors.Is(err, http.ErrServerClosed) {

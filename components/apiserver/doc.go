@@ -14,6 +14,13 @@
 // client-go's typed clients do (codec.go, writeObject). Every other kiln
 // component is a client of this API; only cmd hands the store to it.
 //
+// Watches are served from a per-resource watch cache (watchcache.go), the
+// small version of kube-apiserver's cacher: one store watch per watched
+// resource, each event decoded and encoded once for every client watch,
+// pods indexed by spec.nodeName for kubelets' watches, and a window of
+// recent events to resume from; a watch from before the window has its own
+// store watch, and one from a compacted revision gets 410 Gone.
+//
 // With Config.ClusterDNS set, the server creates kube-system/kube-dns at
 // that address on start, as k3s does, so that no other Service gets it.
 // Config.Extra mounts other services on the API port (the git server):

@@ -106,6 +106,30 @@ func (f filter) matches(res *resource, data []byte) (bool, error) {
 	if f.empty() {
 		return true, nil
 	}
+	a, err := attrsOf(res, data)
+	if err != nil {
+		return false, err
+	}
+	return f.matchesAttrs(a), nil
+}
+
+// matchesAttrs matches already decoded attributes, so a watch cache decodes
+// each event once for all its watchers.
+func (f filter) matchesAttrs(a objAttrs) bool {
+	if !f.labels.Empty() && !f.labels.Matches(a.labels) {
+		return false
+	}
+	return f.fields.Empty() || f.fields.Matches(a.fields)
+}
+
+// objAttrs are what label and field selectors read from one object.
+type objAttrs struct {
+	labels labels.Set
+	fields fields.Set
+}
+
+// attrsOf decodes just what selectors read.
+func attrsOf(res *resource, data []byte) (objAttrs, error) {
 	var om struct {
 		objectMeta
 		Spec struct {
@@ -126,13 +150,7 @@ func (f filter) matches(res *resource, data []byte) (bool, error) {
 		ReportingComponent string `json:"reportingComponent"`
 	}
 	if err := json.Unmarshal(data, &om); err != nil {
-		return false, err
-	}
-	if !f.labels.Matches(labels.Set(om.Metadata.Labels)) {
-		return false, nil
-	}
-	if f.fields.Empty() {
-		return true, nil
+		return objAttrs{}, err
 	}
 	set := fields.Set{"metadata.name": om.Metadata.Name, "metadata.namespace": om.Metadata.Namespace}
 	if res.Group == "" {
@@ -159,7 +177,7 @@ func (f filter) matches(res *resource, data []byte) (bool, error) {
 			set["spec.unschedulable"] = strconv.FormatBool(om.Spec.Unschedulable)
 		}
 	}
-	return f.fields.Matches(set), nil
+	return objAttrs{labels: labels.Set(om.Metadata.Labels), fields: set}, nil
 }
 
 // continueToken is the opaque paging cursor: the revision of the first

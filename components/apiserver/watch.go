@@ -122,7 +122,22 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, res *resour
 			return
 		}
 	}
-	events := s.store.Watch(ctx, res.listPrefix(ri.namespace), from+1)
+	// Attach to the resource's watch cache before sending anything, so no
+	// event after from is missed; a revision older than the cache's window
+	// gets a direct store watch.
+	var cw *cacheWatcher
+	var backlog []watchItem
+	wc := s.caches.get(s.store, res)
+	if wc != nil {
+		var ok bool
+		if cw, backlog, ok = wc.attach(res.listPrefix(ri.namespace), f, from, p.bookmarks); ok {
+			defer wc.detach(cw)
+		}
+	}
+	var events <-chan store.Event
+	if cw == nil {
+		events = s.store.Watch(ctx, res.listPrefix(ri.namespace), from+1)
+	}
 
 	ww := &watchWriter{w: w, s: s, res: res, p: p}
 	ct := mimeJSON
@@ -155,6 +170,10 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, res *resour
 		defer t.Stop()
 		tick = t.C
 	}
+	if cw != nil {
+		ww.serveCached(ctx, wc, cw, backlog, tick, flush)
+		return
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -185,6 +204,75 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, res *resour
 	}
 }
 
+// serveCached streams a watch attached to a cache: its backlog, then what
+// the cache sends, until the client, the timeout or the cache ends it.
+func (ww *watchWriter) serveCached(ctx context.Context, wc *watchCache, cw *cacheWatcher, backlog []watchItem, tick <-chan time.Time, flush func()) {
+	for _, it := range backlog {
+		if !ww.sendItem(it) {
+			return
+		}
+	}
+	flush()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			wc.requestProgress()
+		case it, ok := <-cw.ch:
+			if !ok {
+				ww.ended(cw.err)
+				flush()
+				return
+			}
+			if !ww.sendItem(it) {
+				return
+			}
+			// Deliver a whole burst before flushing.
+			for drained := false; !drained; {
+				select {
+				case it, ok := <-cw.ch:
+					if !ok {
+						ww.ended(cw.err)
+						flush()
+						return
+					}
+					if !ww.sendItem(it) {
+						return
+					}
+				default:
+					drained = true
+				}
+			}
+			flush()
+		}
+	}
+}
+
+// sendItem writes one item from a cache; the cache encoded the object
+// once for every watch.
+func (ww *watchWriter) sendItem(it watchItem) bool {
+	if it.ce == nil {
+		ww.bookmark(it.progress, false)
+		return true
+	}
+	if ww.p.table {
+		return ww.send(it.typ, it.kv())
+	}
+	return ww.write(it.typ, it.json())
+}
+
+// ended writes the Error event that ends a stream whose store watch
+// failed: 410 when history it needed was compacted.
+func (ww *watchWriter) ended(err error) {
+	if errors.Is(err, store.ErrCompacted) {
+		st := apierrors.NewResourceExpired("too old resource version").ErrStatus
+		st.Kind, st.APIVersion = "Status", "v1"
+		b, _ := json.Marshal(st)
+		ww.write("ERROR", b)
+	}
+}
+
 type watchWriter struct {
 	w       http.ResponseWriter
 	s       *Server
@@ -201,12 +289,7 @@ type watchWriter struct {
 func (ww *watchWriter) handle(ev store.Event, f filter) bool {
 	switch ev.Type {
 	case store.Error:
-		if errors.Is(ev.Err, store.ErrCompacted) {
-			st := apierrors.NewResourceExpired("too old resource version").ErrStatus
-			st.Kind, st.APIVersion = "Status", "v1"
-			b, _ := json.Marshal(st)
-			ww.write("ERROR", b)
-		}
+		ww.ended(ev.Err)
 		return false
 	case store.Progress:
 		if ww.p.bookmarks {

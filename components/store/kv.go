@@ -87,6 +87,30 @@ func (s *Store) CheckRevision(ctx context.Context, rev int64) error {
 	return mapErr(err)
 }
 
+// OldestRevision returns the current revision and the oldest one a read or
+// a watch may still start at: 1 before any compaction, else the revision of
+// the last one. It searches with CheckRevision, about 2·log2(current)
+// count-only reads; a compaction racing it can make the answer stale.
+func (s *Store) OldestRevision(ctx context.Context) (oldest, current int64, err error) {
+	current, err = s.CurrentRevision(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	lo, hi := int64(1), current // the answer is in [lo, hi]
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		switch err := s.CheckRevision(ctx, mid); {
+		case err == nil:
+			hi = mid
+		case errors.Is(err, ErrCompacted):
+			lo = mid + 1
+		default:
+			return 0, 0, err
+		}
+	}
+	return lo, current, nil
+}
+
 // Create writes value at key if the key does not exist, and returns the new
 // revision. It returns ErrExists if the key exists and a *PreconditionError
 // if opts are not met.

@@ -287,3 +287,41 @@ func TestStore_CompactLoopKeepsRecentHistory(t *testing.T) {
 		t.Fatalf("recent revision compacted: %v", err)
 	}
 }
+
+// TestStore_OldestRevision: the oldest revision a watch may start at is 1
+// before any compaction and the compaction's revision after it, and a
+// watch from there replays every later change.
+func TestStore_OldestRevision(t *testing.T) {
+	s := startStore(t, Config{CompactInterval: -1})
+	ctx := t.Context()
+	oldest, cur, err := s.OldestRevision(ctx)
+	if err != nil || oldest != 1 || cur < 1 {
+		t.Fatalf("fresh store: oldest %d, current %d, %v; want 1", oldest, cur, err)
+	}
+	var revs []int64
+	for i := range 5 {
+		rev, err := s.Create(ctx, Key("", "configmaps", "default", fmt.Sprint("c", i)), []byte("x"), WriteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs = append(revs, rev)
+	}
+	if err := s.Compact(ctx, revs[2]); err != nil {
+		t.Fatal(err)
+	}
+	oldest, cur, err = s.OldestRevision(ctx)
+	if err != nil || oldest != revs[2] || cur != revs[4] {
+		t.Fatalf("after compaction at %d: oldest %d, current %d, %v; want %d, %d", revs[2], oldest, cur, err, revs[2], revs[4])
+	}
+	events := s.Watch(ctx, Prefix("", "configmaps", ""), oldest)
+	for _, want := range revs[2:] {
+		select {
+		case e := <-events:
+			if e.Type != Put || e.Revision != want {
+				t.Fatalf("replay: got %v at %d, want a put at %d", e.Type, e.Revision, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("replay: no event at %d", want)
+		}
+	}
+}
