@@ -713,14 +713,14 @@ func TestController_sync_availableAfterMinReadySeconds(t *testing.T) {
 	waitStatus(t, cs, "slow", "2 available", readyAll(2))
 }
 
-// TestController_Run_restartMidScaleUp is RELIABILITY.md promise 8: the
-// controller is stopped in the middle of a scale-up to 200 and a new
-// instance, with fresh caches, finishes it; both see the Pods through a
-// slow watch. At no revision are there more than 200 live Pods, and
-// there end up exactly 200.
+// TestController_Run_restartMidScaleUp is RELIABILITY.md promise 8 and
+// issue 4's check: the controller is stopped in the middle of a scale-up
+// from 0 to 500 and a new instance, with fresh caches, finishes it; both
+// see the Pods through a slow watch. At no revision are there more than
+// 500 live Pods, and there end up exactly 500.
 func TestController_Run_restartMidScaleUp(t *testing.T) {
 	t.Parallel()
-	const want = 200
+	const want = 500
 	env := startEnv(t, testenv.StandInOptions{})
 	cs := env.Clientset
 	counter := countPods(t, cs, "burst")
@@ -736,7 +736,7 @@ func TestController_Run_restartMidScaleUp(t *testing.T) {
 	}
 
 	runController(t, cs, faultyClient(t, env, &faults{watchDelay: 200 * time.Millisecond}))
-	waitStatus(t, cs, "burst", "200 ready", readyAll(want))
+	waitStatus(t, cs, "burst", fmt.Sprintf("%d ready", want), readyAll(want))
 	if n := len(livePods(t, cs, "burst")); n != want {
 		t.Errorf("%d live pods, want %d", n, want)
 	}
