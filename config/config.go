@@ -23,6 +23,12 @@ const (
 	DefaultClusterDNS = "10.43.0.10"
 	// DefaultNodePortRange is the inclusive range NodePorts are allocated from.
 	DefaultNodePortRange = "30000-32767"
+	// DefaultTolerationSeconds is how long a pod stays on a not-ready or
+	// unreachable node before it is evicted, as in Kubernetes.
+	DefaultTolerationSeconds = 300
+	// DefaultNodeMonitorGracePeriod is how long a node may go without
+	// renewing its Lease before it is marked unreachable.
+	DefaultNodeMonitorGracePeriod = 40 * time.Second
 	// DefaultKubeletPort is where the kubelet serves logs, on NodeIP.
 	DefaultKubeletPort = 10250
 	// DefaultLogLevel is the slog level name used when LogLevel is empty.
@@ -149,6 +155,18 @@ type Config struct {
 	// empty means kiln runs its own under DATA_DIR/containerd, as k3s
 	// does. Flag --container-runtime-endpoint.
 	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint,omitempty"`
+	// NodeMonitorGracePeriod is how long a node may go without renewing
+	// its Lease before it is marked unreachable and tainted; default
+	// DefaultNodeMonitorGracePeriod. Flag --node-monitor-grace-period.
+	NodeMonitorGracePeriod Duration `json:"nodeMonitorGracePeriod,omitzero"`
+	// DefaultNotReadyTolerationSeconds and DefaultUnreachableTolerationSeconds
+	// are how long a pod that does not say otherwise stays on a not-ready
+	// or unreachable node before eviction; default
+	// DefaultTolerationSeconds (an appliance often wants 30). Flags
+	// --default-not-ready-toleration-seconds and
+	// --default-unreachable-toleration-seconds.
+	DefaultNotReadyTolerationSeconds    int64 `json:"defaultNotReadyTolerationSeconds,omitempty"`
+	DefaultUnreachableTolerationSeconds int64 `json:"defaultUnreachableTolerationSeconds,omitempty"`
 	// LogLevel is debug, info, warn or error; default DefaultLogLevel.
 	// Flag --log-level.
 	LogLevel string `json:"logLevel,omitempty"`

@@ -27,6 +27,15 @@ func (c *Config) SetDefaults() {
 	if c.KubeletPort == 0 {
 		c.KubeletPort = DefaultKubeletPort
 	}
+	if c.NodeMonitorGracePeriod.Duration == 0 {
+		c.NodeMonitorGracePeriod.Duration = DefaultNodeMonitorGracePeriod
+	}
+	if c.DefaultNotReadyTolerationSeconds == 0 {
+		c.DefaultNotReadyTolerationSeconds = DefaultTolerationSeconds
+	}
+	if c.DefaultUnreachableTolerationSeconds == 0 {
+		c.DefaultUnreachableTolerationSeconds = DefaultTolerationSeconds
+	}
 	if c.NodeName == "" {
 		if h, err := os.Hostname(); err == nil {
 			c.NodeName = strings.ToLower(h)

@@ -25,6 +25,9 @@ const (
 	flagPushWait          = "push-wait"
 	flagDashboardToken    = "dashboard-token-file"
 	flagKubeletPort       = "kubelet-port"
+	flagNodeGrace         = "node-monitor-grace-period"
+	flagNotReadyTol       = "default-not-ready-toleration-seconds"
+	flagUnreachableTol    = "default-unreachable-toleration-seconds"
 	flagRuntimeEndpoint   = "container-runtime-endpoint"
 	flagDatastoreEndpoint = "datastore-endpoint"
 	flagDatastoreCAFile   = "datastore-cafile"
@@ -44,6 +47,8 @@ type Flags struct {
 	nodeIP, runtimeEndpoint              string
 	dashboardTokenFile                   string
 	kubeletPort                          int
+	nodeGrace                            time.Duration
+	notReadyTol, unreachableTol          int64
 	disable, sources, endpoints          []string
 	caFile, certFile, keyFile            string
 	compactInterval, compactMinAge       time.Duration
@@ -88,6 +93,15 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) *Flags {
 		kubeletPort = DefaultKubeletPort
 	}
 	fs.IntVar(&f.kubeletPort, flagKubeletPort, kubeletPort, "kubelet HTTPS port on the node IP")
+	fs.DurationVar(&f.nodeGrace, flagNodeGrace, orDur(c.NodeMonitorGracePeriod, DefaultNodeMonitorGracePeriod), "how long a node may miss its Lease renewals before it is marked unreachable")
+	orSecs := func(v int64) int64 {
+		if v != 0 {
+			return v
+		}
+		return DefaultTolerationSeconds
+	}
+	fs.Int64Var(&f.notReadyTol, flagNotReadyTol, orSecs(c.DefaultNotReadyTolerationSeconds), "seconds a pod stays on a not-ready node before eviction, unless it says otherwise")
+	fs.Int64Var(&f.unreachableTol, flagUnreachableTol, orSecs(c.DefaultUnreachableTolerationSeconds), "seconds a pod stays on an unreachable node before eviction, unless it says otherwise")
 	fs.StringVar(&f.runtimeEndpoint, flagRuntimeEndpoint, c.ContainerRuntimeEndpoint, "socket of an existing containerd (default: run one under the data dir)")
 	fs.StringVar(&f.logLevel, flagLogLevel, or(c.LogLevel, DefaultLogLevel), "log level: debug, info, warn or error")
 	fs.StringSliceVar(&f.endpoints, flagDatastoreEndpoint, c.Datastore.Endpoints, "external etcd client URLs, comma separated (default the embedded etcd)")
@@ -138,6 +152,15 @@ func (f *Flags) Apply(fs *pflag.FlagSet, c *Config) error {
 	}
 	if fs.Changed(flagKubeletPort) {
 		c.KubeletPort = f.kubeletPort
+	}
+	if fs.Changed(flagNodeGrace) {
+		c.NodeMonitorGracePeriod = Duration{f.nodeGrace}
+	}
+	if fs.Changed(flagNotReadyTol) {
+		c.DefaultNotReadyTolerationSeconds = f.notReadyTol
+	}
+	if fs.Changed(flagUnreachableTol) {
+		c.DefaultUnreachableTolerationSeconds = f.unreachableTol
 	}
 	if fs.Changed(flagDisable) {
 		c.Disable = splitList(f.disable)

@@ -94,6 +94,15 @@ func (c *Config) Validate() error {
 	if ip, err := netip.ParseAddr(c.NodeIP); err != nil || !ip.Is4() {
 		add("nodeIP", "invalid IPv4 address %q", c.NodeIP)
 	}
+	if c.NodeMonitorGracePeriod.Duration < 0 {
+		add("nodeMonitorGracePeriod", "%s is negative", c.NodeMonitorGracePeriod.Duration)
+	}
+	if c.DefaultNotReadyTolerationSeconds < 0 {
+		add("defaultNotReadyTolerationSeconds", "%d is negative", c.DefaultNotReadyTolerationSeconds)
+	}
+	if c.DefaultUnreachableTolerationSeconds < 0 {
+		add("defaultUnreachableTolerationSeconds", "%d is negative", c.DefaultUnreachableTolerationSeconds)
+	}
 	if c.KubeletPort < 1 || c.KubeletPort > 65535 {
 		add("kubeletPort", "%d is not a port (1-65535)", c.KubeletPort)
 	}

@@ -64,7 +64,8 @@ func newControllerManager(rc *rest.Config, cfg *config.Config, log *slog.Logger)
 			return nodeipam.New(nodeipam.Config{Client: s.Client, Informers: s.Informers, ClusterCIDR: clusterCIDR, Logger: s.Logger})
 		},
 		"nodelifecycle": func(s controllers.Shared) (controllers.Runnable, error) {
-			return nodelifecycle.New(nodelifecycle.Config{Client: s.Client, Informers: s.Informers, Events: s.Events, Logger: s.Logger})
+			return nodelifecycle.New(nodelifecycle.Config{Client: s.Client, Informers: s.Informers, Events: s.Events,
+				GracePeriod: cfg.NodeMonitorGracePeriod.Duration, Logger: s.Logger})
 		},
 		"podgc": func(s controllers.Shared) (controllers.Runnable, error) {
 			return podgc.New(podgc.Config{Client: s.Client, Informers: s.Informers, Logger: s.Logger})

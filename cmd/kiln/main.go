@@ -160,17 +160,19 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 		extra = map[string]http.Handler{strings.TrimSuffix(gitserver.PathPrefix, "/"): gitHandler}
 	}
 	api, err := apiserver.New(apiserver.Config{
-		Extra:         extra,
-		Store:         st,
-		Listen:        cfg.APIListen,
-		TLS:           &cert,
-		Tokens:        map[string]apiserver.User{token: {Name: "admin", UID: "admin", Groups: []string{apiserver.GroupMasters}}},
-		ServiceCIDR:   cfg.ServiceCIDR,
-		NodePortRange: cfg.NodePortRange,
-		ClusterDNS:    cfg.ClusterDNS,
-		Metrics:       metrics,
-		KubeletClient: newKubeletClient(ca.CertPEM, token),
-		Logger:        log,
+		Extra:                               extra,
+		Store:                               st,
+		Listen:                              cfg.APIListen,
+		TLS:                                 &cert,
+		Tokens:                              map[string]apiserver.User{token: {Name: "admin", UID: "admin", Groups: []string{apiserver.GroupMasters}}},
+		ServiceCIDR:                         cfg.ServiceCIDR,
+		NodePortRange:                       cfg.NodePortRange,
+		ClusterDNS:                          cfg.ClusterDNS,
+		DefaultNotReadyTolerationSeconds:    cfg.DefaultNotReadyTolerationSeconds,
+		DefaultUnreachableTolerationSeconds: cfg.DefaultUnreachableTolerationSeconds,
+		Metrics:                             metrics,
+		KubeletClient:                       newKubeletClient(ca.CertPEM, token),
+		Logger:                              log,
 	})
 	if err != nil {
 		return err

@@ -25,6 +25,9 @@ const (
 	// DefaultEventTTL is how long an Event lives, as kube-apiserver's
 	// --event-ttl.
 	DefaultEventTTL = time.Hour
+	// DefaultTolerationSeconds is kube's default for how long a pod stays
+	// on a not-ready or unreachable node before eviction.
+	DefaultTolerationSeconds = 300
 )
 
 // User is an authenticated identity.
@@ -63,6 +66,13 @@ type Config struct {
 	ClusterDNS string
 	// EventTTL bounds how long Events are kept.
 	EventTTL time.Duration
+	// DefaultNotReadyTolerationSeconds and DefaultUnreachableTolerationSeconds
+	// are the tolerationSeconds every new pod gets for the not-ready and
+	// unreachable NoExecute taints unless it tolerates them itself (kube's
+	// DefaultTolerationSeconds admission); zero means
+	// DefaultTolerationSeconds.
+	DefaultNotReadyTolerationSeconds    int64
+	DefaultUnreachableTolerationSeconds int64
 	// KubeletClient reaches kubelets for pods/log; nil answers 503.
 	KubeletClient *http.Client
 	// Metrics, when set, gets kiln_apiserver_request_duration_seconds
@@ -92,6 +102,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.EventTTL == 0 {
 		c.EventTTL = DefaultEventTTL
+	}
+	if c.DefaultNotReadyTolerationSeconds == 0 {
+		c.DefaultNotReadyTolerationSeconds = DefaultTolerationSeconds
+	}
+	if c.DefaultUnreachableTolerationSeconds == 0 {
+		c.DefaultUnreachableTolerationSeconds = DefaultTolerationSeconds
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -163,7 +163,7 @@ func (s *Server) prepareCreate(res *resource, obj runtime.Object) {
 	}
 	if pod, ok := obj.(*corev1.Pod); ok {
 		pod.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: podQOS(pod)}
-		admitPod(pod)
+		admitPod(pod, s.cfg.DefaultNotReadyTolerationSeconds, s.cfg.DefaultUnreachableTolerationSeconds)
 	}
 	admission.Default(obj)
 }
@@ -233,18 +233,19 @@ func allContainers(pod *corev1.Pod) iter.Seq[*corev1.Container] {
 	}
 }
 
-// defaultTolerationSeconds is how long a pod stays on a not-ready or
-// unreachable node before eviction (kube's DefaultTolerationSeconds
-// admission plugin).
-const defaultTolerationSeconds = 300
-
 // admitPod does what kube's ServiceAccount and DefaultTolerationSeconds
-// admission plugins do to a new pod.
-func admitPod(pod *corev1.Pod) {
+// admission plugins do to a new pod: a pod that does not tolerate the
+// not-ready and unreachable NoExecute taints itself stays on such a node
+// for notReady and unreachable seconds before eviction.
+func admitPod(pod *corev1.Pod, notReady, unreachable int64) {
 	if pod.Spec.ServiceAccountName == "" {
 		pod.Spec.ServiceAccountName = "default"
 	}
-	for _, taint := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
+	for _, d := range []struct {
+		taint string
+		secs  int64
+	}{{corev1.TaintNodeNotReady, notReady}, {corev1.TaintNodeUnreachable, unreachable}} {
+		taint, secs := d.taint, d.secs
 		has := false
 		for _, t := range pod.Spec.Tolerations {
 			if (t.Key == taint || t.Key == "" && t.Operator == corev1.TolerationOpExists) && (t.Effect == corev1.TaintEffectNoExecute || t.Effect == "") {
@@ -252,7 +253,6 @@ func admitPod(pod *corev1.Pod) {
 			}
 		}
 		if !has {
-			secs := int64(defaultTolerationSeconds)
 			pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{Key: taint, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &secs})
 		}
 	}

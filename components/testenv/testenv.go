@@ -48,6 +48,10 @@ type Options struct {
 	// Extra is passed to the API server: handlers served on its port
 	// behind its bearer-token authentication (apiserver.Config.Extra).
 	Extra map[string]http.Handler
+	// DefaultNotReadyTolerationSeconds and
+	// DefaultUnreachableTolerationSeconds are passed to the API server;
+	// zero means its default (300).
+	DefaultNotReadyTolerationSeconds, DefaultUnreachableTolerationSeconds int64
 }
 
 // Env is a running control plane.
@@ -105,7 +109,10 @@ func Start(t testing.TB, opts Options) *Env {
 		t.Fatal(err)
 	}
 	srv, err := apiserver.New(apiserver.Config{Store: st, Listener: ln, TLS: &cert, Tokens: tokens, KubeletClient: opts.KubeletClient,
-		ClusterDNS: opts.ClusterDNS, ServiceCIDR: opts.ServiceCIDR, NodePortRange: opts.NodePortRange, Extra: opts.Extra, Logger: log})
+		ClusterDNS: opts.ClusterDNS, ServiceCIDR: opts.ServiceCIDR, NodePortRange: opts.NodePortRange, Extra: opts.Extra,
+		DefaultNotReadyTolerationSeconds:    opts.DefaultNotReadyTolerationSeconds,
+		DefaultUnreachableTolerationSeconds: opts.DefaultUnreachableTolerationSeconds,
+		Logger:                              log})
 	if err != nil {
 		t.Fatal(err)
 	}
