@@ -236,6 +236,7 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 		var hooks map[string]reconcile.WebhookSource
 		if !cfg.Disabled(config.ComponentSync) && len(cfg.Sources) > 0 {
 			var hostedSrcs []*hosted.Source
+			var err error
 			if rec, hooks, hostedSrcs, err = newReconciler(cfg, apiURL, ca.CertPEM, token, log); err != nil {
 				return err
 			}
