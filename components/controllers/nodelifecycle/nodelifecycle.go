@@ -20,6 +20,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"kiln.dev/kiln/components/controllers/worker"
 )
 
 // nodeNameIndex indexes cached Pods by spec.nodeName.
@@ -37,8 +39,7 @@ type Controller struct {
 	nodeLister  corelisters.NodeLister
 	leaseLister coordlisters.LeaseLister
 	podIndexer  cache.Indexer
-	synced      []cache.InformerSynced
-	handlers    []handler
+	handlers    worker.Handlers
 
 	queue workqueue.TypedRateLimitingInterface[string]
 
@@ -59,12 +60,6 @@ type Controller struct {
 type health struct {
 	renew, heartbeat time.Time // as the kubelet wrote them
 	probed           time.Time // local time either last changed
-}
-
-// handler is an event handler registration, removed when Run returns.
-type handler struct {
-	informer cache.SharedIndexInformer
-	reg      cache.ResourceEventHandlerRegistration
 }
 
 // New validates cfg, applies defaults and registers the Node, Lease and
@@ -140,13 +135,9 @@ func New(cfg Config) (*Controller, error) {
 			UpdateFunc: func(_, cur any) { c.enqueuePodNode(cur) },
 		}},
 	} {
-		reg, err := h.informer.AddEventHandler(h.funcs)
-		if err != nil {
-			c.removeHandlers()
+		if err := c.handlers.Add(h.informer, h.funcs); err != nil {
 			return nil, fmt.Errorf("nodelifecycle: add event handler: %w", err)
 		}
-		c.handlers = append(c.handlers, handler{h.informer, reg})
-		c.synced = append(c.synced, h.informer.HasSynced, reg.HasSynced)
 	}
 	return c, nil
 }
@@ -166,11 +157,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	// Shutdown, in order: 1. the queue stops handing out keys; 2. the
 	// monitor and the workers exit; 3. handlers stop feeding the queue,
 	// since the factory may outlive this controller.
-	defer c.removeHandlers()
+	defer c.handlers.Remove()
 	defer c.queue.ShutDown()
 
 	c.log.Info("waiting for caches")
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+	if !cache.WaitForCacheSync(ctx.Done(), c.handlers.Synced()...) {
 		return nil
 	}
 	c.startedAt = c.now()
@@ -199,13 +190,6 @@ func (c *Controller) Run(ctx context.Context) error {
 	wg.Wait()
 	c.log.Info("stopped")
 	return nil
-}
-
-func (c *Controller) removeHandlers() {
-	for _, h := range c.handlers {
-		_ = h.informer.RemoveEventHandler(h.reg)
-	}
-	c.handlers = nil
 }
 
 // processNextWorkItem syncs one Node; it returns false once the queue is

@@ -39,8 +39,7 @@ type Controller struct {
 
 	rsLister  appslisters.ReplicaSetLister
 	podLister corelisters.PodLister
-	synced    []cache.InformerSynced
-	handlers  []handler
+	handlers  worker.Handlers
 
 	queue workqueue.TypedRateLimitingInterface[string]
 	exp   *expectations.Tracker
@@ -51,12 +50,6 @@ type Controller struct {
 
 	mu      sync.Mutex
 	started bool
-}
-
-// handler is an event handler registration, removed when Run returns.
-type handler struct {
-	informer cache.SharedIndexInformer
-	reg      cache.ResourceEventHandlerRegistration
 }
 
 // New registers the ReplicaSet and Pod informers and their handlers on
@@ -101,13 +94,9 @@ func New(cfg Config) (*Controller, error) {
 		{rsInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addRS, UpdateFunc: c.updateRS, DeleteFunc: c.deleteRS}},
 		{podInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod}},
 	} {
-		reg, err := h.informer.AddEventHandler(h.funcs)
-		if err != nil {
-			c.removeHandlers()
+		if err := c.handlers.Add(h.informer, h.funcs); err != nil {
 			return nil, fmt.Errorf("replicaset: add event handler: %w", err)
 		}
-		c.handlers = append(c.handlers, handler{h.informer, reg})
-		c.synced = append(c.synced, h.informer.HasSynced, reg.HasSynced)
 	}
 	return c, nil
 }
@@ -130,11 +119,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	// Shutdown, in order: 1. the queue stops handing out keys; 2. workers
 	// finish their syncs and exit; 3. handlers stop feeding the queue and
 	// the expectations, since the factory may outlive this controller.
-	defer c.removeHandlers()
+	defer c.handlers.Remove()
 	defer c.queue.ShutDown()
 
 	c.log.Info("waiting for caches")
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+	if !cache.WaitForCacheSync(ctx.Done(), c.handlers.Synced()...) {
 		return nil // ctx ended first
 	}
 	c.log.Info("starting workers", logKeyWorkers, c.workers)
@@ -142,13 +131,6 @@ func (c *Controller) Run(ctx context.Context) error {
 	worker.Run(ctx, c.queue, c.workers, func(ctx context.Context, key string) error { return c.syncHandler(ctx, key) }, c.log)
 	c.log.Info("stopped")
 	return nil
-}
-
-func (c *Controller) removeHandlers() {
-	for _, h := range c.handlers {
-		_ = h.informer.RemoveEventHandler(h.reg) // fails only once the informer has stopped
-	}
-	c.handlers = nil
 }
 
 // Event handlers. They only enqueue keys and record what the watch shows
