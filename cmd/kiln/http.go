@@ -55,19 +55,13 @@ func newHTTPMux(h httpHandlers) *http.ServeMux {
 // for pushes to s.Ref when set, authenticated with the secret read from
 // s.WebhookSecretFile if set.
 func newWebhookSource(src *git.Source, s config.Source) (reconcile.WebhookSource, error) {
-	ws := reconcile.WebhookSource{Trigger: src.Trigger, Branch: s.Ref}
-	if s.WebhookSecretFile == "" {
-		return ws, nil
-	}
-	b, err := os.ReadFile(s.WebhookSecretFile)
+	secret, err := readTokenFile("webhookSecretFile", s.WebhookSecretFile)
 	if err != nil {
-		// The *PathError names the file, not its contents.
-		return ws, fmt.Errorf("webhookSecretFile: %w", err)
+		return reconcile.WebhookSource{}, err
 	}
-	// `echo secret > file` leaves a newline no forge sends.
-	ws.Secret = bytes.TrimSpace(b)
-	if len(ws.Secret) == 0 {
-		return ws, fmt.Errorf("webhookSecretFile %s is empty", s.WebhookSecretFile)
+	ws := reconcile.WebhookSource{Trigger: src.Trigger, Branch: s.Ref}
+	if secret != "" {
+		ws.Secret = []byte(secret)
 	}
 	return ws, nil
 }
@@ -106,8 +100,9 @@ func startHTTP(ctx context.Context, g *errgroup.Group, cfg *config.Config, hooks
 	return nil
 }
 
-// readTokenFile reads a token file, trimming the newline `echo` leaves.
-// An empty path means no token.
+// readTokenFile reads a token or secret file, trimming the newline
+// `echo secret > file` leaves, which no client sends. An empty path means
+// none. Errors name the file (a *PathError), never its contents.
 func readTokenFile(field, path string) (string, error) {
 	if path == "" {
 		return "", nil
