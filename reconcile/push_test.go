@@ -136,8 +136,11 @@ func TestPush_invalidCommitRefused(t *testing.T) {
 func TestPush_crashingRolloutFails(t *testing.T) {
 	c := startPushCluster(t, pushOptions{})
 	work := c.clone(t, c.token)
-	c.commit(t, work, "crash", map[string]string{"web.yaml": pushDeployment("web", 2, "example.com/web:broken",
-		map[string]string{simulated.AnnotationExitCode: "1"})})
+	// minReadySeconds 1 (what a deadline under 600 s gives): a crashing
+	// pod is Ready for the moment before its exit is seen, which must not
+	// count as available.
+	c.commit(t, work, "crash", map[string]string{"web.yaml": pushDeploymentDeadline("web", 2, "example.com/web:broken",
+		map[string]string{simulated.AnnotationExitCode: "1"}, 300)})
 	out, err := c.push(t, work, "origin", "HEAD:main")
 	if err == nil {
 		t.Fatalf("push of a crashing Deployment succeeded:\n%s", out)
