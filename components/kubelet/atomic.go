@@ -44,6 +44,32 @@ func writeAtomic(dir string, files map[string]file) error {
 	if err != nil {
 		return err
 	}
+	if err := fillDir(ts, files); err != nil {
+		// A half-written directory that ..data never named must not stay.
+		_ = os.RemoveAll(ts)
+		return err
+	}
+	tmp := filepath.Join(dir, dataLink+"_tmp")
+	_ = os.Remove(tmp)
+	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
+		_ = os.RemoveAll(ts)
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, dataLink)); err != nil {
+		_ = os.RemoveAll(ts)
+		return err
+	}
+	if err := linkTops(dir, files); err != nil {
+		return err
+	}
+	if old != "" && old != filepath.Base(ts) && strings.HasPrefix(old, "..") {
+		return os.RemoveAll(filepath.Join(dir, old))
+	}
+	return nil
+}
+
+// fillDir writes files under ts with their modes.
+func fillDir(ts string, files map[string]file) error {
 	if err := os.Chmod(ts, 0o755); err != nil {
 		return err
 	}
@@ -58,20 +84,6 @@ func writeAtomic(dir string, files map[string]file) error {
 		if err := os.Chmod(path, f.mode); err != nil {
 			return err
 		}
-	}
-	tmp := filepath.Join(dir, dataLink+"_tmp")
-	_ = os.Remove(tmp)
-	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, dataLink)); err != nil {
-		return err
-	}
-	if err := linkTops(dir, files); err != nil {
-		return err
-	}
-	if old != "" && old != filepath.Base(ts) && strings.HasPrefix(old, "..") {
-		return os.RemoveAll(filepath.Join(dir, old))
 	}
 	return nil
 }

@@ -316,18 +316,24 @@ func TestKubelet_volumes_filesAndMounts(t *testing.T) {
 	if _, err := cs.ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "configMap volume updated", func() bool {
-		b, err := os.ReadFile(filepath.Join(mounts["/usr/share/html"].HostPath, "index.html"))
-		return err == nil && string(b) == "<h1>v2</h1>"
-	})
-	entries, err := os.ReadDir(mounts["/usr/share/html"].HostPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The old timestamped directory goes right after ..data moves, so
+	// the directory is checked once it has settled.
 	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
+	eventually(t, "configMap volume updated and its old directory removed", func() bool {
+		b, err := os.ReadFile(filepath.Join(mounts["/usr/share/html"].HostPath, "index.html"))
+		if err != nil || string(b) != "<h1>v2</h1>" {
+			return false
+		}
+		entries, err := os.ReadDir(mounts["/usr/share/html"].HostPath)
+		if err != nil {
+			return false
+		}
+		names = names[:0]
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return len(names) == 4
+	})
 	if len(names) != 4 || !slices.Contains(names, "..data") { // ..<timestamp>, ..data, app.conf, index.html
 		t.Errorf("volume directory holds %v, want one timestamped dir, ..data and two links", names)
 	}
