@@ -1,7 +1,6 @@
 package reconcile_test
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -246,15 +245,7 @@ func startGitSync(t *testing.T, r *gitRemote, transport string) *gitSync {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- rec.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("reconciler: %v", err)
-		}
-	})
+	runReconciler(t, rec)
 	hooks := httptest.NewServer(reconcile.WebhookHandler(reconcile.WebhookConfig{Logger: log,
 		Sources: map[string]reconcile.WebhookSource{"shop": {Trigger: src.Trigger, Secret: []byte(gitE2ESecret), Branch: "main"}}}))
 	t.Cleanup(hooks.Close)

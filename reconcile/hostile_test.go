@@ -4,7 +4,6 @@ package reconcile_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -128,18 +127,14 @@ func (h *hostileEnv) start(t *testing.T, name string) *hostileSource {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- rec.Run(ctx) }()
+	// Cleanups run last first: the log is shown once the reconciler has
+	// stopped.
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("reconciler: %v", err)
-		}
 		if t.Failed() {
 			t.Logf("reconciler log:\n%s", s.logs.String())
 		}
 	})
+	runReconciler(t, rec)
 	eventually(t, "first sync of "+name, func() string {
 		s.good = s.source(t)
 		if !meta.IsStatusConditionTrue(s.good.Status.Conditions, reconcile.ConditionReady) {

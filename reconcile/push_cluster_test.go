@@ -59,6 +59,12 @@ type pushCluster struct {
 	token   string
 	dir     string // the repository on disk
 	git     *pushGit
+	// restartReconciler stops the reconciler and starts a new one, over
+	// a new hosted source on the same repository, as a restarted kiln
+	// (or another server taking over) would; the git server keeps the
+	// old deployer, so pushes after it are stored but not deployed.
+	// meanwhile runs while no reconciler runs.
+	restartReconciler func(t testing.TB, meanwhile func()) *hosted.Source
 }
 
 type pushOptions struct {
@@ -175,7 +181,30 @@ func startPushCluster(t testing.TB, opts pushOptions) *pushCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run("reconciler", rec.Run)
+	recCtx, stopRec := context.WithCancel(ctx)
+	recDone := make(chan struct{})
+	wg.Go(func() {
+		defer close(recDone)
+		if err := rec.Run(recCtx); err != nil && recCtx.Err() == nil {
+			t.Errorf("reconciler: %v", err)
+		}
+	})
+	c.restartReconciler = func(t testing.TB, meanwhile func()) *hosted.Source {
+		stopRec()
+		<-recDone
+		meanwhile()
+		src2, err := hosted.New(hosted.Config{Name: "app", Dir: c.dir, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs[0].Fetcher = src2
+		rec2, err := reconcile.New(reconcile.Config{RESTConfig: &rc, Sources: srcs[:1], Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run("restarted reconciler", rec2.Run)
+		return src2
+	}
 	h, err := hosted.NewHandler(hosted.HandlerConfig{Sources: []*hosted.Source{src}, Deployer: rec,
 		Authorize: hosted.TokenAuthorizer(env.Clientset), PushWait: opts.pushWait, Logger: log})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -179,7 +181,12 @@ type sourceLoop struct {
 
 func (l *sourceLoop) run(ctx context.Context) error {
 	if err := l.ensureSource(ctx); err != nil {
-		return err
+		if ctx.Err() != nil {
+			return nil
+		}
+		// Said at once: Run reports errors only when every source ends.
+		l.log.Error("source stopped", "err", err)
+		return fmt.Errorf("reconcile: source %s: %w", l.name, err)
 	}
 	results := make(chan sources.Result)
 	fetchDone := make(chan error, 1)
@@ -206,6 +213,7 @@ func (l *sourceLoop) run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			l.log.Error("source stopped", "err", err)
 			return fmt.Errorf("reconcile: source %s: %w", l.name, err)
 		case res := <-results:
 			if res.Err != nil {
@@ -233,11 +241,12 @@ func (l *sourceLoop) run(ctx context.Context) error {
 				healthTimer.Reset(healthInterval)
 				continue
 			}
-			if h != lastHealth && w != nil {
+			if (h != lastHealth || l.unrecorded()) && w != nil {
 				lastHealth = h
 				l.writeStatus(ctx, func(st *SourceStatus, gen int64) {
 					reason := h.Status
 					setCondition(st, ConditionHealthy, h.Status == HealthHealthy, reason, h.Message, gen)
+					l.recordHealthy(st)
 				})
 			}
 			next := healthInterval
@@ -263,6 +272,7 @@ func (l *sourceLoop) applySnapshot(ctx context.Context, snap *sources.Snapshot) 
 		l.log.Warn("sync failed", "revision", snap.Revision, "err", out.err)
 	}
 	l.writeStatus(ctx, func(st *SourceStatus, gen int64) {
+		l.recordHealthy(st)
 		st.LastAttemptedRevision = snap.Revision
 		st.History = append([]SyncRecord{out.record}, st.History...)
 		if len(st.History) > MaxHistory {
@@ -323,7 +333,17 @@ func (l *sourceLoop) ensureSource(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return retry.OnError(retry.DefaultBackoff, func(err error) bool { return !apierrors.IsInvalid(err) && ctx.Err() == nil }, func() error {
+	// The API may be unreachable for a while (a server failing over):
+	// keep trying, as every other client of the API does, rather than
+	// leave the source unsynced until a restart.
+	backoff := wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 10 * time.Second}
+	return retry.OnError(backoff, func(err error) bool {
+		if apierrors.IsInvalid(err) || ctx.Err() != nil {
+			return false
+		}
+		l.log.Warn("cannot record the source yet; retrying", "err", err)
+		return true
+	}, func() error {
 		cur, err := ri.Get(ctx, l.name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			u := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
@@ -345,6 +365,7 @@ func (l *sourceLoop) ensureSource(ctx context.Context) error {
 		var src Source
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(cur.Object, &src); err == nil {
 			l.inventory = src.Status.Inventory
+			l.rollback.recorded = src.Status.LastHealthyRevision
 		}
 		return nil
 	})

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -54,8 +55,9 @@ type RenderOptions struct {
 	// namespaced. Required. Kinds defined by a CustomResourceDefinition in
 	// the same snapshot are known even when Scope does not know them yet.
 	Scope ScopeFunc
-	// cache, if set, keeps parsed files for the next Render of the same
-	// source (sync sets it).
+	// cache, if set, keeps parsed files and checked documents for the
+	// next Render of the same source (sync sets it); results are exactly
+	// those of a Render without it.
 	cache *parseCache
 }
 
@@ -85,13 +87,28 @@ func Render(snap *sources.Snapshot, opts RenderOptions) ([]Object, error) {
 	if msgs := validation.IsDNS1123Label(opts.DefaultNamespace); len(msgs) > 0 {
 		return nil, fmt.Errorf("render options: DefaultNamespace: %s", strings.Join(msgs, "; "))
 	}
+	objs, err := newRenderer(snap, opts, true).render()
+	if errors.Is(err, errStaleChecks) {
+		// Documents checked under other CRDs were reused: render again,
+		// checking every document (see checkContext).
+		objs, err = newRenderer(snap, opts, false).render()
+	}
+	return objs, err
+}
+
+// newRenderer prepares one rendering of snap; reuse says whether
+// documents checked by the last Render with the same cache may be reused.
+func newRenderer(snap *sources.Snapshot, opts RenderOptions, reuse bool) *renderer {
 	r := &renderer{
 		opts:    opts,
 		snap:    snap,
-		tree:    newTree(snap.Files),
+		tree:    newTree(snap.Files, snap.Context),
 		secrets: newSecretSet(),
 	}
-	return r.render()
+	if opts.cache != nil {
+		r.check = newCheckCache(opts.cache, &r.opts, reuse)
+	}
+	return r
 }
 
 // renderer holds the state of one Render call.
@@ -104,6 +121,9 @@ type renderer struct {
 	cands    []*candidate
 	crds     map[schema.GroupKind]crdInfo
 	problems []Problem
+	// check, with a cache, holds the documents checked by the last Render
+	// and collects those of this one.
+	check *checkCache
 }
 
 // candidate is one object found in a document, not yet validated.
@@ -114,6 +134,11 @@ type candidate struct {
 	doc  *document
 	// item is the object's index in the document's List, or -1.
 	item int
+	// gvk is set by validate once apiVersion and kind are known.
+	gvk schema.GroupVersionKind
+	// checked says the candidate comes from a checkedDoc: validate
+	// accepted it under the same context, and obj is as it left it.
+	checked bool
 }
 
 // node is the candidate's YAML node, or nil.
@@ -144,16 +169,19 @@ func (c *candidate) fieldLine(field string) int {
 	return c.doc.line
 }
 
+// render renders the snapshot. It returns errStaleChecks, and nothing
+// else, when it reused checked documents although the snapshot's CRDs
+// changed.
 func (r *renderer) render() ([]Object, error) {
 	parsed := map[parseKey]*parsedFile{}
 	for _, f := range r.snap.Files {
 		if _, ok := r.tree.kustomizedBy(f.Path); ok || !isManifestFile(f.Path) {
 			continue
 		}
-		docs, problems := r.parse(f.Path, f.Data, parsed)
+		key, docs, problems := r.parse(f.Path, f.Data, parsed)
 		r.problems = append(r.problems, problems...)
 		for i := range docs {
-			r.addDocument(f.Path, docs[i])
+			r.addParsedDocument(docKey{file: key, doc: i}, f.Path, docs[i])
 		}
 	}
 	if r.opts.cache != nil {
@@ -161,11 +189,19 @@ func (r *renderer) render() ([]Object, error) {
 	}
 	r.renderKustomizations()
 	r.collectCRDs()
+	if r.check.crdsChanged(r.crds) {
+		return nil, errStaleChecks
+	}
 
 	var objs []Object
 	seen := map[string]*candidate{}
 	for _, c := range r.cands {
-		u, ok := r.validate(c)
+		u, ok := &unstructured.Unstructured{Object: c.obj}, true
+		if !c.checked {
+			np := len(r.problems)
+			u, ok = r.validate(c)
+			r.check.validated(c, ok && len(r.problems) == np)
+		}
 		if u == nil {
 			continue
 		}
@@ -179,6 +215,9 @@ func (r *renderer) render() ([]Object, error) {
 		if ok {
 			objs = append(objs, Object{Obj: u, Path: c.path, Index: c.doc.index})
 		}
+	}
+	if r.check != nil {
+		r.check.done(r.opts.cache, r.opts.DefaultNamespace, r.crds)
 	}
 	if len(r.problems) > 0 {
 		return nil, r.renderError()
@@ -212,41 +251,67 @@ func hasExt(p, ext string) bool {
 	return strings.EqualFold(path.Ext(p), ext)
 }
 
+// addParsedDocument adds the candidates of a document of a manifest
+// file: those the last Render checked, when it left them, or addDocument's.
+func (r *renderer) addParsedDocument(key docKey, p string, doc document) {
+	if r.check == nil {
+		r.addDocument(p, doc, r.secrets)
+		return
+	}
+	d := &doc
+	if hit := r.check.hit(key); hit != nil {
+		r.secrets.merge(hit.secrets)
+		for _, c := range hit.cands {
+			r.cands = append(r.cands, &candidate{obj: c.obj, json: c.json, path: p, doc: d, item: c.item, gvk: c.gvk, checked: true})
+		}
+		r.check.next[key] = hit
+		return
+	}
+	secrets := newSecretSet()
+	nc, np := len(r.cands), len(r.problems)
+	d = r.addDocument(p, doc, secrets)
+	r.secrets.merge(secrets)
+	if len(r.problems) == np {
+		r.check.pending[d] = &pendingDoc{key: key, cands: slices.Clone(r.cands[nc:]), secrets: secrets, ok: true}
+	}
+}
+
 // addDocument turns a document into candidates: one, or one per item of a
-// List.
-func (r *renderer) addDocument(p string, doc document) {
+// List. It records the document's secret values in secrets and returns
+// the candidates' document.
+func (r *renderer) addDocument(p string, doc document, secrets *secretSet) *document {
 	d := &doc
 	var v any
 	strictErrs, err := strictUnmarshal(doc.json, &v)
 	if err != nil {
 		r.problems = append(r.problems, Problem{Path: p, Index: doc.index, Line: doc.line, Message: "invalid JSON: " + redactQuoted(firstLine(err.Error()))})
-		return
+		return d
 	}
 	if len(strictErrs) > 0 {
 		for _, se := range strictErrs {
 			field, msg := strictProblem(se, "")
 			r.problems = append(r.problems, Problem{Path: p, Index: doc.index, Line: r.docLine(d, field), Field: field, Message: msg})
 		}
-		return
+		return d
 	}
 	if v == nil {
-		return
+		return d
 	}
-	r.secrets.addFromValue(v)
+	secrets.addFromValue(v)
 	m, ok := v.(map[string]any)
 	if !ok {
 		r.problems = append(r.problems, Problem{Path: p, Index: doc.index, Line: doc.line,
 			Message: "document is not an object: a manifest is a mapping with apiVersion, kind and metadata"})
-		return
+		return d
 	}
 	if !isList(m) {
 		r.cands = append(r.cands, &candidate{obj: m, json: doc.json, path: p, doc: d, item: -1})
-		return
+		return d
 	}
 	items, ok := m["items"].([]any)
 	if !ok && m["items"] != nil {
 		r.problems = append(r.problems, Problem{Path: p, Index: doc.index, Line: r.docLine(d, "items"), Field: "items", Message: "must be a list of objects"})
-		return
+		return d
 	}
 	for i, it := range items {
 		field := fmt.Sprintf("items[%d]", i)
@@ -263,6 +328,7 @@ func (r *renderer) addDocument(p string, doc document) {
 		}
 		r.cands = append(r.cands, &candidate{obj: im, json: j, path: p, doc: d, item: i})
 	}
+	return d
 }
 
 func (r *renderer) docLine(d *document, field string) int {

@@ -47,9 +47,13 @@ type tree struct {
 	roots []string
 }
 
-func newTree(files []sources.File) *tree {
-	t := &tree{files: make(map[string][]byte, len(files)), dirs: map[string]bool{"": true}, kustomizations: map[string]string{}}
-	for _, f := range files {
+// newTree builds the tree of a snapshot's files and its context (the
+// repository's files outside the root, at "../" paths). Kustomizations of
+// the context are known, so that those under the root can build on them,
+// but are never roots themselves.
+func newTree(files, context []sources.File) *tree {
+	t := &tree{files: make(map[string][]byte, len(files)+len(context)), dirs: map[string]bool{"": true}, kustomizations: map[string]string{}}
+	for _, f := range slices.Concat(files, context) {
 		t.files[f.Path] = f.Data
 		dir, base := path.Split(f.Path)
 		dir = strings.TrimSuffix(dir, "/")
@@ -63,6 +67,9 @@ func newTree(files []sources.File) *tree {
 		}
 	}
 	for dir := range t.kustomizations {
+		if isOutside(dir) {
+			continue
+		}
 		if root, _ := t.rootOf(dir); root == dir {
 			t.roots = append(t.roots, dir)
 		}
@@ -70,6 +77,10 @@ func newTree(files []sources.File) *tree {
 	slices.Sort(t.roots)
 	return t
 }
+
+// isOutside reports whether a path of the tree is in the context, outside
+// the root.
+func isOutside(p string) bool { return p == ".." || strings.HasPrefix(p, "../") }
 
 // parentDir is the directory above dir; "" is the top.
 func parentDir(dir string) string {
@@ -80,14 +91,16 @@ func parentDir(dir string) string {
 }
 
 // rootOf returns the topmost kustomization directory among dir and the
-// directories above it.
+// directories above it. Above a directory of the context ("../base") are
+// only context directories: the walk stops at "..", never reaching the
+// root, which is not above it.
 func (t *tree) rootOf(dir string) (string, bool) {
 	root, found := "", false
 	for d := dir; ; d = parentDir(d) {
 		if _, ok := t.kustomizations[d]; ok {
 			root, found = d, true
 		}
-		if d == "" {
+		if d == "" || d == ".." {
 			return root, found
 		}
 	}
@@ -129,23 +142,18 @@ func (r *renderer) renderKustomizations() {
 // the references of every kustomization and builtin plugin config, before
 // kustomize sees any of them.
 func (r *renderer) checkKustomizeTrees() {
-	c := &kustChecker{r: r, guarded: map[string]bool{}}
+	c := &kustChecker{r: r, guarded: map[string]bool{}, outsideRoots: map[string]bool{}}
 	for _, f := range r.snap.Files {
-		if _, ok := r.tree.kustomizedBy(f.Path); !ok {
-			continue
-		}
-		dir, base := path.Split(f.Path)
-		dir = strings.TrimSuffix(dir, "/")
-		isKust := r.tree.kustomizations[dir] == base
-		if !isKust && !isManifestFile(f.Path) {
-			continue
-		}
-		docs := c.guard(f.Path)
-		for i := range docs {
-			if isKust {
-				c.checkKustomization(f.Path, dir, &docs[i])
-			} else {
-				c.checkPluginConfig(f.Path, &docs[i])
+		c.checkFile(f.Path)
+	}
+	// The context's kustomization trees that the checked ones build on
+	// ("../base") are checked the same way, as they are found; the
+	// others are not the sync's business.
+	for i := 0; i < len(c.outside); i++ {
+		root := c.outside[i]
+		for _, f := range r.snap.Context {
+			if froot, ok := r.tree.kustomizedBy(f.Path); ok && froot == root {
+				c.checkFile(f.Path)
 			}
 		}
 	}
@@ -156,11 +164,37 @@ func (r *renderer) checkKustomizeTrees() {
 	}
 }
 
+// checkFile guards and checks p when it is a kustomization file or a
+// manifest of a kustomization tree.
+func (c *kustChecker) checkFile(p string) {
+	if _, ok := c.r.tree.kustomizedBy(p); !ok {
+		return
+	}
+	dir, base := path.Split(p)
+	dir = strings.TrimSuffix(dir, "/")
+	isKust := c.r.tree.kustomizations[dir] == base
+	if !isKust && !isManifestFile(p) {
+		return
+	}
+	docs := c.guard(p)
+	for i := range docs {
+		if isKust {
+			c.checkKustomization(p, dir, &docs[i])
+		} else {
+			c.checkPluginConfig(p, &docs[i])
+		}
+	}
+}
+
 // kustChecker checks the kustomization trees of a snapshot.
 type kustChecker struct {
 	r          *renderer
 	guarded    map[string]bool
 	referenced []string
+	// outside lists the context's kustomization trees referenced so far,
+	// in order; outsideRoots is the same as a set.
+	outside      []string
+	outsideRoots map[string]bool
 }
 
 // guard parses a file in guard mode once, records problems, and returns its
@@ -452,12 +486,24 @@ func (c *kustChecker) checkRef(p, dir string, baseKnown bool, d *document, field
 		return
 	}
 	target := path.Join(dir, ref)
-	if target == ".." || strings.HasPrefix(target, "../") {
-		c.problem(p, d, field, fmt.Sprintf("%q is outside the repository", ref))
-		return
-	}
 	_, isFile := c.r.tree.files[target]
 	isDir := c.r.tree.dirs[target] || target == "."
+	if isOutside(target) && !isFile && !isDir {
+		// Leaving the repository, or naming what the context does not
+		// hold (a dot-folder, a symlink, a file over its limits).
+		if strings.Count(target+"/", "../") > subpathDepth(c.r.snap.Subpath) {
+			c.problem(p, d, field, fmt.Sprintf("%q is outside the repository", ref))
+		} else {
+			c.problem(p, d, field, fmt.Sprintf("%q does not exist in the repository (outside the source's subpath, kiln reads regular files only, up to %d MiB)", ref, sources.MaxContextBytes>>20))
+		}
+		return
+	}
+	if isDir && isOutside(target) {
+		if root, ok := c.r.tree.rootOf(target); ok && !c.outsideRoots[root] {
+			c.outsideRoots[root] = true
+			c.outside = append(c.outside, root)
+		}
+	}
 	switch {
 	case !isFile && !isDir:
 		c.problem(p, d, field, fmt.Sprintf("%q does not exist in the repository", ref))
@@ -509,9 +555,9 @@ func (r *renderer) buildKustomization(root string) {
 		fail("kustomize: " + err.Error())
 		return
 	}
-	docs, err := runKustomize(fs, path.Join(kustomizeRoot, root))
+	docs, err := runKustomize(fs, path.Join(r.fsRoot(), root))
 	if err != nil {
-		fail("kustomize build failed: " + cleanKustomizeError(err))
+		fail("kustomize build failed: " + cleanKustomizeError(err, r.fsRoot()))
 		return
 	}
 	total := 0
@@ -521,7 +567,7 @@ func (r *renderer) buildKustomization(root string) {
 			fail(fmt.Sprintf("kustomize build output is larger than %d bytes", sources.MaxTotalBytes))
 			return
 		}
-		r.addDocument(kpath, document{index: i, json: j})
+		r.addDocument(kpath, document{index: i, json: j}, r.secrets)
 	}
 }
 
@@ -559,13 +605,27 @@ func (r *renderer) kustomizeFS() (filesys.FileSystem, error) {
 		return r.fs, nil
 	}
 	fs := filesys.MakeFsInMemory()
-	for _, f := range r.snap.Files {
-		if err := fs.WriteFile(path.Join(kustomizeRoot, f.Path), f.Data); err != nil {
+	for _, f := range slices.Concat(r.snap.Files, r.snap.Context) {
+		if err := fs.WriteFile(path.Join(r.fsRoot(), f.Path), f.Data); err != nil {
 			return nil, fmt.Errorf("copy %s: %w", f.Path, err)
 		}
 	}
 	r.fs = fs
 	return fs, nil
+}
+
+// fsRoot is where the root of the snapshot is in kustomize's filesystem:
+// the repository is at kustomizeRoot, and the root at its subpath, so
+// that the context's "../" paths land where they are in the repository.
+func (r *renderer) fsRoot() string { return path.Join(kustomizeRoot, r.snap.Subpath) }
+
+// subpathDepth is how many "../" lead from the root to the repository's
+// top.
+func subpathDepth(subpath string) int {
+	if subpath == "" {
+		return 0
+	}
+	return strings.Count(subpath, "/") + 1
 }
 
 // maxKustomizeMessage bounds a kustomize error in a Problem: kustomize
@@ -575,9 +635,11 @@ const maxKustomizeMessage = 600
 // cleanKustomizeError makes a kustomize error readable: paths relative to
 // the repository, one line, bounded. Secret values are removed later with
 // every other message.
-func cleanKustomizeError(err error) string {
-	msg := strings.ReplaceAll(err.Error(), kustomizeRoot+"/", "")
-	msg = strings.ReplaceAll(msg, kustomizeRoot, ".")
+func cleanKustomizeError(err error, root string) string {
+	msg := strings.ReplaceAll(err.Error(), root+"/", "")
+	msg = strings.ReplaceAll(msg, root, ".")
+	// Context files: relative to the repository.
+	msg = strings.ReplaceAll(msg, kustomizeRoot+"/", "")
 	msg = strings.Join(strings.Fields(msg), " ")
 	if len(msg) > maxKustomizeMessage {
 		msg = msg[:maxKustomizeMessage] + "…"

@@ -60,6 +60,7 @@ func (r *renderer) validate(c *candidate) (u *unstructured.Unstructured, ok bool
 		return nil, false
 	}
 	gvk := gv.WithKind(kind)
+	c.gvk = gvk
 
 	if gv.Group == kilnGroup || (gvk.GroupKind() == (schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}) && definesKilnKind(u)) {
 		add("", "managed by kiln itself: objects of group "+kilnGroup+" cannot come from a source")

@@ -17,9 +17,12 @@ import (
 // and says so: a history record whose rollbackOf names the failed
 // revision, the RolledBack condition, a Warning Event. The source's
 // branch is not rewritten; the failed revision is not applied again until
-// the source sends another one (a new commit). A kiln that restarts with
-// a failed revision applied has no healthy snapshot to go back to until a
-// revision has been healthy once.
+// the source sends another one (a new commit). The last healthy revision
+// is recorded in the Source's status too (lastHealthyRevision): a kiln
+// that restarts, or another server that takes over, reads it back from a
+// source that keeps its revisions (sources.Revisions: the hosted
+// source). Other sources have no healthy snapshot to go back to after a
+// restart until a revision has been healthy once.
 
 // RollbackAuto is SourceSpec.Rollback's value that turns rollback on.
 const RollbackAuto = "auto"
@@ -34,6 +37,9 @@ const ConditionRolledBack = "RolledBack"
 type rollbackState struct {
 	// healthy is the last snapshot seen healthy.
 	healthy *sources.Snapshot
+	// recorded is the revision the Source's status names as the last
+	// healthy one; read is the last of those recordedHealthy tried.
+	recorded, read string
 	// failed is the revision last rolled back, never rolled back twice.
 	failed string
 }
@@ -52,7 +58,11 @@ func (l *sourceLoop) noteHealth(ctx context.Context, h Health) bool {
 		return false
 	case h.Status != HealthDegraded || l.spec.Rollback != RollbackAuto:
 		return false
-	case rb.healthy == nil || rb.healthy.Revision == l.last.Revision || rb.failed == l.last.Revision:
+	}
+	if rb.healthy == nil {
+		rb.healthy = l.recordedHealthy()
+	}
+	if rb.healthy == nil || rb.healthy.Revision == l.last.Revision || rb.failed == l.last.Revision {
 		return false
 	}
 	bad, good := l.last, rb.healthy
@@ -90,6 +100,39 @@ func (l *sourceLoop) noteHealthy(h Health) {
 	if l.last != nil && h.Status == HealthHealthy {
 		l.rollback.healthy = l.last
 	}
+}
+
+// unrecorded reports whether the last healthy revision is not yet in the
+// Source's status.
+func (l *sourceLoop) unrecorded() bool {
+	return l.rollback.healthy != nil && l.rollback.healthy.Revision != l.rollback.recorded
+}
+
+// recordHealthy puts the last healthy revision into a status being
+// written. The loop's status writes carry it, so that noting it never
+// costs a write of its own on the way to the next sync.
+func (l *sourceLoop) recordHealthy(st *SourceStatus) {
+	if l.rollback.healthy != nil {
+		st.LastHealthyRevision = l.rollback.healthy.Revision
+		l.rollback.recorded = st.LastHealthyRevision
+	}
+}
+
+// recordedHealthy reads the snapshot of the revision the Source's status
+// names as the last healthy one, when the source keeps its revisions; nil
+// otherwise.
+func (l *sourceLoop) recordedHealthy() *sources.Snapshot {
+	revs, ok := l.fetcher.(sources.Revisions)
+	if !ok || l.rollback.recorded == "" || l.rollback.read == l.rollback.recorded {
+		return nil
+	}
+	l.rollback.read = l.rollback.recorded // once per revision, even if it fails
+	snap, err := revs.SnapshotAt(l.rollback.recorded)
+	if err != nil {
+		l.log.Warn("cannot read the last healthy revision", "revision", l.rollback.recorded, "err", err)
+		return nil
+	}
+	return snap
 }
 
 // prependRecord adds rec to the front of the history, keeping MaxHistory.

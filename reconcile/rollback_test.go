@@ -83,3 +83,36 @@ func TestPush_rollbackAuto(t *testing.T) {
 		t.Errorf("RolledBack condition %+v after a healthy push", cond)
 	}
 }
+
+// The last healthy revision outlives the reconciler: it is recorded in
+// the Source's status, and a new reconciler (a restarted kiln, or another
+// server after a failover) that applies a crashing revision rolls back to
+// it, reading it from the hosted repository.
+func TestRollbackAuto_afterRestart(t *testing.T) {
+	c := startPushCluster(t, pushOptions{rollback: reconcile.RollbackAuto, backoff: 30 * time.Second})
+	work := c.clone(t, c.token)
+	good := c.commit(t, work, "v1", map[string]string{"web.yaml": pushDeploymentDeadline("web", 2, "example.com/web:v1", nil, 3)})
+	if out, err := c.push(t, work, "origin", "HEAD:main"); err != nil {
+		t.Fatalf("push v1: %v\n%s", err, out)
+	}
+	pushEventually(t, "v1 recorded as the last healthy revision", func() bool {
+		return c.source(t).Status.LastHealthyRevision == "main@sha1:"+good
+	})
+
+	// The crashing commit goes straight into the repository while no
+	// reconciler runs (a push the old server stored as it went away): the
+	// new reconciler's first snapshot is it, so it never saw v1 healthy.
+	var bad string
+	c.restartReconciler(t, func() {
+		bad = c.commit(t, work, "v2 crashes", map[string]string{"web.yaml": pushDeploymentDeadline("web", 2, "example.com/web:v2", map[string]string{simulated.AnnotationExitCode: "1"}, 3)})
+		c.git.must(t, work, "push", "-q", c.dir, "HEAD:main")
+	})
+	pushEventually(t, "v2 applied by the new reconciler, then rolled back to v1", func() bool {
+		st := c.source(t).Status
+		return len(st.History) > 0 && st.History[0].RollbackOf == "main@sha1:"+bad && st.LastAppliedRevision == "main@sha1:"+good
+	})
+	pushEventually(t, "v1 rolled out again", func() bool {
+		d, err := c.kube.AppsV1().Deployments("default").Get(t.Context(), "web", metav1.GetOptions{})
+		return err == nil && d.Spec.Template.Spec.Containers[0].Image == "example.com/web:v1" && d.Status.AvailableReplicas == 2
+	})
+}

@@ -50,6 +50,15 @@ func startSync(t *testing.T, files map[string]string, spec reconcile.SourceSpec)
 	if err != nil {
 		t.Fatal(err)
 	}
+	runReconciler(t, rec)
+	return &syncEnv{env: env, dir: d, kube: env.Clientset, dyn: dynamic.NewForConfigOrDie(env.RESTConfig)}
+}
+
+// runReconciler runs rec until the test ends, when a Run that returned
+// an error fails it. The channel gets Run's result; a test that reads it
+// sends it back for the cleanup.
+func runReconciler(t *testing.T, rec *reconcile.Reconciler) chan error {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- rec.Run(ctx) }()
@@ -59,7 +68,7 @@ func startSync(t *testing.T, files map[string]string, spec reconcile.SourceSpec)
 			t.Errorf("reconciler: %v", err)
 		}
 	})
-	return &syncEnv{env: env, dir: d, kube: env.Clientset, dyn: dynamic.NewForConfigOrDie(env.RESTConfig)}
+	return done
 }
 
 func writeFile(t *testing.T, d, name, content string) {

@@ -70,13 +70,17 @@ type SourceSpec struct {
 
 // SourceStatus is what the last syncs did.
 type SourceStatus struct {
-	ObservedGeneration    int64              `json:"observedGeneration,omitempty"`
-	LastAppliedRevision   string             `json:"lastAppliedRevision,omitempty"`
-	LastAttemptedRevision string             `json:"lastAttemptedRevision,omitempty"`
-	LastAppliedCommit     *Commit            `json:"lastAppliedCommit,omitempty"`
-	Conditions            []metav1.Condition `json:"conditions,omitempty"`
-	Inventory             []InventoryEntry   `json:"inventory,omitempty"`
-	History               []SyncRecord       `json:"history,omitempty"`
+	ObservedGeneration    int64   `json:"observedGeneration,omitempty"`
+	LastAppliedRevision   string  `json:"lastAppliedRevision,omitempty"`
+	LastAttemptedRevision string  `json:"lastAttemptedRevision,omitempty"`
+	LastAppliedCommit     *Commit `json:"lastAppliedCommit,omitempty"`
+	// LastHealthyRevision is the last revision seen healthy, which
+	// rollback: auto goes back to, also after a restart or on another
+	// server (sources.Revisions).
+	LastHealthyRevision string             `json:"lastHealthyRevision,omitempty"`
+	Conditions          []metav1.Condition `json:"conditions,omitempty"`
+	Inventory           []InventoryEntry   `json:"inventory,omitempty"`
+	History             []SyncRecord       `json:"history,omitempty"`
 }
 
 // Commit is the commit a revision came from (git sources).

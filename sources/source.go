@@ -14,6 +14,11 @@ const (
 	MaxTotalBytes = 64 << 20
 	// MaxFiles bounds the number of files of a snapshot.
 	MaxFiles = 20000
+	// MaxContextBytes and MaxContextFiles bound Snapshot.Context. Files
+	// past them are left out, not an error: the rest of a monorepo must
+	// not stop the sync of its subpath.
+	MaxContextBytes = 16 << 20
+	MaxContextFiles = 5000
 )
 
 // Commit describes the commit a git snapshot was taken from.
@@ -42,6 +47,16 @@ type Snapshot struct {
 	// Files are the regular files under the root, sorted by Path.
 	// Dot-folders (.git, .github...) are left out.
 	Files []File
+	// Subpath is the directory of the repository the root is ("" for
+	// the whole repository).
+	Subpath string
+	// Context are the repository's files outside the root, for the
+	// kustomizations under the root that build on them ("../base"):
+	// paths are relative to the root, so each starts with "../". They
+	// are never rendered on their own, and only what a kustomization
+	// refers to is read. Within MaxContextBytes and MaxContextFiles;
+	// symlinks and dot-folders are left out.
+	Context []File
 	// Commit is set for git snapshots.
 	Commit *Commit
 	// FetchedAt is when the snapshot was taken.
@@ -64,4 +79,13 @@ type Source interface {
 	Run(ctx context.Context, out chan<- Result) error
 	// Trigger asks for an immediate fetch (a webhook); it never blocks.
 	Trigger()
+}
+
+// Revisions is implemented by a source that can read an earlier revision
+// again: the hosted source keeps every commit pushed to it. After a
+// restart, or on another server after a failover, a rollback uses it to
+// re-apply the last healthy revision recorded in the Source's status.
+type Revisions interface {
+	// SnapshotAt returns the snapshot of revision, as Run sent it then.
+	SnapshotAt(revision string) (*Snapshot, error)
 }

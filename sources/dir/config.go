@@ -13,8 +13,12 @@ import (
 const (
 	// DefaultDebounce is how long the tree must be quiet after a change
 	// before it is read, so that an editor saving many files yields one
-	// snapshot.
-	DefaultDebounce = 50 * time.Millisecond
+	// snapshot. Editors write a file, or a temporary file and a rename,
+	// within a few milliseconds, and `git checkout` writes file after file
+	// without pausing; 30 ms covers both with room for a busy machine,
+	// and is most of issue 3's latency budget that is not the API's
+	// (it was 50 ms).
+	DefaultDebounce = 30 * time.Millisecond
 	// DefaultPollInterval is how often the tree is re-read when fsnotify is
 	// unavailable (no inotify, or its watch limit reached) and while the
 	// root directory is missing.

@@ -22,7 +22,8 @@ const (
 	// a read: at most maxDebounceFactor×Debounce after its first change.
 	maxDebounceFactor = 10
 	// maxVanishedRetries is how many reads in a row may lose a race with
-	// the tree changing before the error is reported.
+	// the tree changing (or find directories not yet watched) before the
+	// result is sent as it is.
 	maxVanishedRetries = 3
 )
 
@@ -151,9 +152,23 @@ func (s *Source) Run(ctx context.Context, out chan<- sources.Result) error {
 			// be stale too. Start over from a full read.
 			s.log.Warn("fsnotify error, re-reading the tree", logKeyError, err)
 			l.unwatch("")
+			l.cache = nil
 			readNow = true
 		case <-debounce.C:
 			readNow = true
+			// select picks at random among ready cases: an event queued
+			// beside the timer means the tree is not quiet yet. Take it
+			// and wait on, unless the max wait is over.
+			if l.w != nil && time.Since(pendingSince) < maxDebounceFactor*s.cfg.Debounce {
+				select {
+				case ev, ok := <-l.w.Events:
+					if ok && l.handle(ev) {
+						schedule()
+						readNow = false
+					}
+				default:
+				}
+			}
 		case <-s.trigger:
 			readNow = true
 		case <-poll.C:
@@ -173,10 +188,20 @@ type loop struct {
 	// seen, those the current read has walked.
 	watched, seen map[string]struct{}
 	rootLost      bool
+	// added counts the watches the current read added.
+	added int
+	// cache is what the last read kept for the next one, with the paths
+	// fsnotify named since. It is nil, and the next read a full one, when
+	// polling (no events name changed paths), after a failed read, and
+	// whenever events may have been lost.
+	cache *cache
 
 	lastKey string // of the last Result sent; "" before the first
-	retries int    // reads in a row that lost a race with a change
-	retry   bool   // the last read lost such a race and must be redone
+	// retries counts reads in a row that lost a race with a change or
+	// found unwatched directories; retry says the last one did and must
+	// be redone.
+	retries int
+	retry   bool
 }
 
 // sync reads the tree and sends the result unless it equals the last one
@@ -190,6 +215,18 @@ func (l *loop) sync(ctx context.Context) error {
 	if errors.Is(res.Err, errVanished) && l.retries < maxVanishedRetries {
 		// The change that raced this read has queued an event, but the
 		// event may already have been consumed: retry regardless.
+		l.retries++
+		l.retry = true
+		l.observe(res, false)
+		return nil
+	}
+	if res.Err == nil && l.added > 0 && l.lastKey != "" && l.retries < maxVanishedRetries {
+		// The read found directories nobody watched, so files written
+		// into them meanwhile raised no event and the debounce could not
+		// wait for them: `git checkout` or `mkdir -p` and a copy may still
+		// be filling them. Now they are watched, read again after a
+		// quiet Debounce rather than send what may be half a tree.
+		l.s.log.Debug("new directories watched, reading again", logKeyFiles, len(res.Snapshot.Files))
 		l.retries++
 		l.retry = true
 		l.observe(res, false)
@@ -238,12 +275,17 @@ func (l *loop) read(ctx context.Context) sources.Result {
 	}
 	defer root.Close()
 	l.seen = map[string]struct{}{}
-	files, err := readTree(ctx, root, l.s.limits, l.watchDir)
+	l.added = 0
+	files, next, err := readTreeCached(ctx, root, l.s.limits, l.watchDir, l.cache)
+	l.cache = nil
 	if err != nil {
 		if errors.Is(err, ErrRoot) {
 			l.loseRoot()
 		}
 		return sources.Result{Err: err}
+	}
+	if l.w != nil { // still watching: the walk may have fallen back
+		l.cache = next
 	}
 	l.rootLost = false
 	// Drop watches of directories that are gone. Only after a complete
@@ -283,6 +325,7 @@ func (l *loop) watchDir(rel string) {
 		return
 	}
 	l.watched[p] = struct{}{}
+	l.added++
 }
 
 // handle updates the watches for ev and reports whether ev calls for a
@@ -310,6 +353,10 @@ func (l *loop) handle(ev fsnotify.Event) bool {
 			return false
 		}
 	}
+	if l.cache != nil {
+		// The root itself is ".", which makes the whole tree dirty.
+		l.cache.markDirty(filepath.ToSlash(rel))
+	}
 	return true
 }
 
@@ -330,6 +377,7 @@ func (l *loop) unwatch(p string) {
 // and the poll ticker takes over until it is back.
 func (l *loop) loseRoot() {
 	l.unwatch("")
+	l.cache = nil
 	l.rootLost = true
 }
 
@@ -338,6 +386,7 @@ func (l *loop) fallback(err error) {
 	l.s.log.Warn("fsnotify failed, polling", logKeyError, err, logKeyInterval, l.s.cfg.PollInterval)
 	l.closeWatcher()
 	clear(l.watched)
+	l.cache = nil
 }
 
 func (l *loop) closeWatcher() {

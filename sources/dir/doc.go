@@ -56,11 +56,30 @@
 //
 // fsnotify (inotify on Linux) watches every directory that is read,
 // including ones created later: the read that follows a directory's
-// Create event adds the watch before listing it. Changes are debounced
-// (Config.Debounce after the last event, at most 10×Debounce after the
-// first) into one read of the whole tree. When fsnotify cannot be used
-// (no inotify instance, or the watch limit is reached), the source logs a
-// warning and re-reads the tree every Config.PollInterval instead.
+// Create event adds the watch before listing it. Files written into a
+// directory before it was watched raise no event, so a read that had to
+// add watches is not sent: it is done again after another quiet Debounce
+// (at most three times in a row), so that `git checkout` filling new
+// directories yields one snapshot, not half a tree and then the rest.
+// Changes are debounced (Config.Debounce after the last event, at most
+// 10×Debounce after the first) into one read of the whole tree. When
+// fsnotify cannot be used (no inotify instance, or the watch limit is
+// reached), the source logs a warning and re-reads the tree every
+// Config.PollInterval instead.
+//
+// # Incremental reads
+//
+// A read walks and lists the whole tree, but opens and reads only the
+// regular files that may have changed since the last complete read: those
+// whose stat (type and mode, size, mtime, ctime, device and inode, taken
+// without following symlinks) differs, those fsnotify named since (or
+// whose directory it named), and those changed less than two seconds
+// before the read that kept them, for which the kernel's coarse ctime
+// clock proves nothing. The others are taken from memory. The snapshot,
+// its Revision included, is byte for byte what a full read gives: the
+// walk, its order, its checks and limits are the same, and symlinks are
+// resolved afresh every time. Polling, a failed read, a lost root and an
+// fsnotify error (events may be lost) make the next read a full one.
 // A Result is sent when the revision differs from the last one sent, or
 // when a read's error differs from the last one sent; the first read is
 // always sent. Trigger forces a read without waiting for an event.

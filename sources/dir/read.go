@@ -14,6 +14,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"kiln.dev/kiln/sources"
 )
@@ -65,6 +66,12 @@ type reader struct {
 	// change after the listing can go unnoticed).
 	onDir func(rel string)
 
+	// prev, if set, is the previous read's cache: a regular file whose
+	// stat it vouches for is taken from it instead of being read. next
+	// collects this read's cache; start is when this read began.
+	prev, next *cache
+	start      time.Time
+
 	files    []sources.File
 	byKey    map[fileKey][]byte // regular files read directly, for symlinks
 	symlinks []string
@@ -77,19 +84,36 @@ type reader struct {
 // offending path, ErrRoot, an errVanished-wrapped error when the tree
 // changed during the read, or ctx's error.
 func readTree(ctx context.Context, root *os.Root, lim limits, onDir func(rel string)) ([]sources.File, error) {
-	r := &reader{ctx: ctx, root: root, lim: lim, onDir: onDir, byKey: map[fileKey][]byte{}}
+	files, _, err := readTreeCached(ctx, root, lim, onDir, nil)
+	return files, err
+}
+
+// readTreeCached is readTree reusing what prev (nil: nothing) kept of the
+// files that have not changed since, and returning the cache for the
+// next read. Its result is the one readTree would give: the walk, its
+// order, its checks and its limits are the same, and only the opening and
+// reading of a regular file whose stat is unchanged is skipped. prev is
+// not modified.
+func readTreeCached(ctx context.Context, root *os.Root, lim limits, onDir func(rel string), prev *cache) ([]sources.File, *cache, error) {
+	r := &reader{
+		ctx: ctx, root: root, lim: lim, onDir: onDir, byKey: map[fileKey][]byte{},
+		prev: prev, next: newCache(), start: time.Now(),
+	}
+	if prev != nil {
+		r.files = make([]sources.File, 0, len(prev.files))
+	}
 	if err := r.walkDir(".", 0); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Symlinks are resolved last, once every file they may point at is
 	// known.
 	for _, p := range r.symlinks {
 		if err := r.addSymlink(p); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	slices.SortFunc(r.files, func(a, b sources.File) int { return cmp.Compare(a.Path, b.Path) })
-	return r.files, nil
+	return r.files, r.next, nil
 }
 
 func (r *reader) walkDir(rel string, depth int) error {
@@ -102,10 +126,13 @@ func (r *reader) walkDir(rel string, depth int) error {
 	if r.onDir != nil {
 		r.onDir(rel)
 	}
-	entries, err := r.list(rel)
+	dir, entries, err := r.list(rel)
 	if err != nil {
 		return err
 	}
+	// Kept open while the entries are handled: unchanged files are stat'ed
+	// relative to it.
+	defer dir.Close()
 	for _, e := range entries {
 		name := e.Name()
 		p := path.Join(rel, name)
@@ -121,6 +148,9 @@ func (r *reader) walkDir(rel string, depth int) error {
 		case t&fs.ModeSymlink != 0:
 			r.symlinks = append(r.symlinks, p)
 		case t.IsRegular():
+			if r.addCached(dir, name, p) {
+				continue
+			}
 			if err := r.addFile(p); err != nil {
 				return err
 			}
@@ -135,37 +165,81 @@ func (r *reader) walkDir(rel string, depth int) error {
 	return nil
 }
 
-// list returns the entries of directory rel sorted by name.
-func (r *reader) list(rel string) ([]fs.DirEntry, error) {
+// list opens directory rel and returns it, for the caller to close, with
+// its entries sorted by name.
+func (r *reader) list(rel string) (_ *os.File, _ []fs.DirEntry, err error) {
 	f, err := r.root.OpenFile(rel, dirOpenFlags, 0)
 	if err != nil {
-		return nil, r.openErr(rel, err)
+		return nil, nil, r.openErr(rel, err)
 	}
-	defer f.Close()
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, r.openErr(rel, err)
+		return nil, nil, r.openErr(rel, err)
 	}
 	if err := r.checkSame(rel, fi); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var all []fs.DirEntry
 	for {
 		batch, err := f.ReadDir(readDirBatch)
 		r.entries += len(batch)
 		if r.entries > r.lim.entries {
-			return nil, &FileError{Path: rel, Err: fmt.Errorf("%w: more than %d", ErrTooManyEntries, r.lim.entries)}
+			return nil, nil, &FileError{Path: rel, Err: fmt.Errorf("%w: more than %d", ErrTooManyEntries, r.lim.entries)}
 		}
 		all = append(all, batch...)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, r.openErr(rel, err)
+			return nil, nil, r.openErr(rel, err)
 		}
 	}
 	slices.SortFunc(all, func(a, b fs.DirEntry) int { return cmp.Compare(a.Name(), b.Name()) })
-	return all, nil
+	return f, all, nil
+}
+
+// addCached adds regular file p, entry name of the open directory dir,
+// from the previous read's cache, and reports whether it could: the cache
+// must vouch for the file's current stat, taken without following a
+// symlink, which must still be a regular file's. Limits are checked as
+// addFile checks them; when one is exceeded it reports false, and addFile
+// reads the file and returns the error a full read returns.
+func (r *reader) addCached(dir *os.File, name, p string) bool {
+	if r.prev == nil || len(r.files) >= r.lim.files {
+		return false
+	}
+	if _, ok := r.prev.files[p]; !ok {
+		return false // new: no stat to spare
+	}
+	st, ok := statAt(dir, name)
+	if !ok {
+		return false
+	}
+	// Only regular files are kept, and the mode is part of the stat, so a
+	// symlink, FIFO or directory swapped in since the listing never
+	// matches.
+	f, ok := r.prev.reuse(p, st)
+	if !ok {
+		return false
+	}
+	data := f.data
+	size := int64(len(data))
+	if size > r.lim.fileBytes || r.total+size > r.lim.totalBytes {
+		return false
+	}
+	r.total += size
+	r.byKey[st.key()] = data
+	// Carried over as is: a file trusted once stays trusted while its
+	// stat does not change.
+	r.next.files[p] = f
+	r.next.reused++
+	r.files = append(r.files, sources.File{Path: p, Data: data})
+	return true
 }
 
 func (r *reader) addFile(p string) error {
@@ -221,6 +295,11 @@ func (r *reader) addFile(p string) error {
 	}
 	if k, ok := keyOf(fi); ok {
 		r.byKey[k] = data
+	}
+	// The stat was taken before reading, so a change made while reading
+	// shows as a changed stat next time.
+	if st, ok := statOf(fi); ok && r.next != nil {
+		r.next.keep(p, st, data, r.start)
 	}
 	r.files = append(r.files, sources.File{Path: p, Data: data})
 	return nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -68,6 +69,7 @@ func readCommit(st *filesystem.Storage, source, revision, subpath string, commit
 	if err != nil {
 		return nil, err
 	}
+	repoRoot := root
 	if subpath != "" {
 		for _, part := range strings.Split(subpath, "/") {
 			e := r.entry(root, part)
@@ -87,6 +89,12 @@ func readCommit(st *filesystem.Storage, source, revision, subpath string, commit
 	if err != nil {
 		return nil, err
 	}
+	var outside []sources.File
+	if subpath != "" {
+		if outside, err = r.context(repoRoot, subpath); err != nil {
+			return nil, err
+		}
+	}
 	msg := c.Message
 	if len(msg) > maxMessageBytes {
 		msg = strings.ToValidUTF8(msg[:maxMessageBytes], "")
@@ -95,6 +103,8 @@ func readCommit(st *filesystem.Storage, source, revision, subpath string, commit
 		Source:   source,
 		Revision: revision,
 		Files:    files,
+		Subpath:  subpath,
+		Context:  outside,
 		Commit: &sources.Commit{
 			Hash:    commit.String(),
 			Message: msg,
@@ -374,4 +384,70 @@ func (r *treeReader) readBlob(h plumbing.Hash, n int64) (_ []byte, err error) {
 		return nil, fmt.Errorf("%w: blob %s is %d bytes, not %d", ErrInvalidTree, h, len(data), n)
 	}
 	return data, nil
+}
+
+// context reads the regular files of the repository outside subpath
+// (sources.Snapshot.Context), with paths relative to subpath, until the
+// context limits are reached: what is left out cannot be built on, which
+// the render reports as a missing reference. Dot-folders, symlinks,
+// submodules and entries git would refuse are skipped.
+func (r *treeReader) context(repoRoot *object.Tree, subpath string) ([]sources.File, error) {
+	var blobs []blob
+	var total int64
+	entries := 0
+	var walk func(t *object.Tree, dir string, depth int) bool
+	walk = func(t *object.Tree, dir string, depth int) bool {
+		for i := range t.Entries {
+			e := &t.Entries[i]
+			entries++
+			if entries > maxEntries || len(blobs) >= sources.MaxContextFiles {
+				return false
+			}
+			if !validName(e.Name) || strings.HasPrefix(e.Name, ".") {
+				continue
+			}
+			p := path.Join(dir, e.Name)
+			switch e.Mode {
+			case filemode.Dir:
+				if p == subpath || depth+1 > maxDepth {
+					continue
+				}
+				sub, err := r.tree(e.Hash)
+				if err != nil {
+					continue
+				}
+				if !walk(sub, p, depth+1) {
+					return false
+				}
+			case filemode.Regular, filemode.Executable, filemode.Deprecated:
+				n, err := r.st.EncodedObjectSize(e.Hash)
+				if err != nil || n > sources.MaxFileBytes {
+					continue
+				}
+				if total+n > sources.MaxContextBytes {
+					return false
+				}
+				// The shortest path from the root: "../staging/x.yaml"
+				// beside overlays/prod, as a reference would name it.
+				rel, err := filepath.Rel(subpath, p)
+				if err != nil {
+					continue
+				}
+				total += n
+				blobs = append(blobs, blob{path: filepath.ToSlash(rel), hash: e.Hash, size: n})
+			}
+		}
+		return true
+	}
+	walk(repoRoot, "", 0)
+	slices.SortFunc(blobs, func(a, b blob) int { return cmp.Compare(a.path, b.path) })
+	files := make([]sources.File, 0, len(blobs))
+	for _, b := range blobs {
+		data, err := r.readBlob(b.hash, b.size)
+		if err != nil {
+			return nil, &FileError{Path: b.path, Err: err}
+		}
+		files = append(files, sources.File{Path: b.path, Data: data})
+	}
+	return files, nil
 }

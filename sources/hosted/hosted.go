@@ -133,6 +133,23 @@ func (s *Source) Snapshot(st *filesystem.Storage, commit plumbing.Hash) (*source
 	return git.SnapshotCommit(st, s.cfg.Name, s.Revision(commit), s.cfg.Subpath, commit)
 }
 
+// SnapshotAt implements sources.Revisions: the snapshot of a revision
+// Run sent ("main@sha1:<commit>"), read from the repository, which keeps
+// every commit pushed to the branch.
+func (s *Source) SnapshotAt(revision string) (*sources.Snapshot, error) {
+	hash, ok := strings.CutPrefix(revision, s.cfg.Branch+"@sha1:")
+	if !ok || !plumbing.IsHash(hash) {
+		return nil, fmt.Errorf("hosted: %q is not a revision of branch %s", revision, s.cfg.Branch)
+	}
+	st := gitserver.Open(s.cfg.Dir)
+	defer st.Close()
+	snap, err := s.Snapshot(st, plumbing.NewHash(hash))
+	if err != nil {
+		return nil, fmt.Errorf("hosted: snapshot %s: %w", revision, err)
+	}
+	return snap, nil
+}
+
 // Run creates the repository if needed, then sends a snapshot of the
 // deployed branch at once (unless the branch does not exist yet: an
 // empty repository has nothing to apply) and again after every Trigger

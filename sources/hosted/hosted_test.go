@@ -368,3 +368,31 @@ func TestTokenAuthorizer(t *testing.T) {
 func basic(user, password string) string {
 	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
 }
+
+// SnapshotAt reads an earlier revision of the branch again, as Run sent
+// it; anything else is an error naming it.
+func TestSource_SnapshotAt(t *testing.T) {
+	e := start(t, nil, 0)
+	work := e.work(t)
+	first := e.commit(t, work, map[string]string{"a.yaml": "a: 1\n"})
+	e.must(t, work, "push", "-q", "origin", "main")
+	r1 := e.next(t)
+	e.commit(t, work, map[string]string{"a.yaml": "a: 2\n"})
+	e.must(t, work, "push", "-q", "origin", "main")
+	e.src.Trigger()
+	if r := e.next(t); r.Err != nil || r.Snapshot.Revision == r1.Snapshot.Revision {
+		t.Fatalf("second Result %+v", r)
+	}
+	snap, err := e.src.SnapshotAt("main@sha1:" + first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Revision != r1.Snapshot.Revision || len(snap.Files) != 1 || string(snap.Files[0].Data) != "a: 1\n" {
+		t.Errorf("SnapshotAt(%s) = %+v, want the first push's snapshot", first, snap)
+	}
+	for _, rev := range []string{"other@sha1:" + first, "main@sha1:nothex", "main@sha1:" + strings.Repeat("0", 40)} {
+		if _, err := e.src.SnapshotAt(rev); err == nil {
+			t.Errorf("SnapshotAt(%q) succeeded", rev)
+		}
+	}
+}

@@ -164,7 +164,11 @@ func setRef(dir string, st *filesystem.Storage, name plumbing.ReferenceName, h p
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".ref-")
+	// The temporary file is made in the repository's top directory, not
+	// beside the ref: a reader listing refs/heads (the advertisement of a
+	// concurrent push) would otherwise meet it empty and fail with "ref
+	// file is empty". Same filesystem, so the rename is still atomic.
+	f, err := os.CreateTemp(dir, ".ref-")
 	if err != nil {
 		return err
 	}
