@@ -53,6 +53,18 @@ const (
 	// DefaultPushWait is how long a push to a hosted source waits for the
 	// rollout of what it deployed.
 	DefaultPushWait = 60 * time.Second
+
+	// DefaultLeaseDuration, DefaultRenewDeadline and DefaultRetryPeriod
+	// time the leader election of the controllers, scheduler and GitOps
+	// reconciler among servers sharing a datastore. They are shorter than
+	// kube-controller-manager's 15s/10s/2s so that a successor takes over
+	// within 15 s of a leader's death: it waits out the Lease (8 s after
+	// the last renewal it saw) plus at most one retry (1.2 s with jitter)
+	// and then starts the controllers. The cost is one Lease write a
+	// second per leader.
+	DefaultLeaseDuration = 8 * time.Second
+	DefaultRenewDeadline = 6 * time.Second
+	DefaultRetryPeriod   = time.Second
 )
 
 // Source kinds.
@@ -117,6 +129,14 @@ type Config struct {
 	// every request; empty means none, which is only safe on loopback.
 	// Flag --dashboard-token-file.
 	DashboardTokenFile string `json:"dashboardTokenFile,omitempty"`
+	// TokenAuthFile is a static token file in kube-apiserver's
+	// --token-auth-file format, one user per line:
+	// token,user,uid[,"group1,group2"]. Besides system:masters, the
+	// groups kiln:viewers (read everything but Secrets, clone) and
+	// kiln:pushers (push to and fetch hosted repositories, nothing else)
+	// have built-in roles. Empty means the admin token only. Flag
+	// --token-auth-file.
+	TokenAuthFile string `json:"tokenAuthFile,omitempty"`
 	// ClusterCIDR is the IPv4 pod network, a /24 per node; default
 	// DefaultClusterCIDR. Flag --cluster-cidr.
 	ClusterCIDR string `json:"clusterCIDR,omitempty"`
@@ -170,6 +190,32 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; default DefaultLogLevel.
 	// Flag --log-level.
 	LogLevel string `json:"logLevel,omitempty"`
+	// Token is the cluster's join secret: agents present it to join, and
+	// servers sharing an external datastore decrypt the shared CA and
+	// admin token with it. It is either the secret itself or a whole join
+	// token K10<ca hash>::node:<secret> (see JoinSecret). Empty means the
+	// server generates one into DATA_DIR/tls/node.secret; required with
+	// datastore.endpoints. Flag --token.
+	Token string `json:"token,omitempty"`
+	// LeaderElection times the Leases under which one server at a time
+	// runs the controllers, the scheduler and the GitOps reconciler.
+	LeaderElection LeaderElection `json:"leaderElection,omitzero"`
+}
+
+// LeaderElection times leader election as client-go's leaderelection
+// package understands it.
+type LeaderElection struct {
+	// LeaseDuration is how long followers wait after the last renewal
+	// they saw before taking over; default DefaultLeaseDuration.
+	// Flag --leader-elect-lease-duration.
+	LeaseDuration Duration `json:"leaseDuration,omitzero"`
+	// RenewDeadline is how long the leader keeps retrying a renewal
+	// before it gives up leading; default DefaultRenewDeadline, less than
+	// LeaseDuration. Flag --leader-elect-renew-deadline.
+	RenewDeadline Duration `json:"renewDeadline,omitzero"`
+	// RetryPeriod is the interval between attempts to acquire or renew;
+	// default DefaultRetryPeriod. Flag --leader-elect-retry-period.
+	RetryPeriod Duration `json:"retryPeriod,omitzero"`
 }
 
 // Datastore selects the embedded etcd or an external cluster and tunes

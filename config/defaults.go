@@ -42,6 +42,17 @@ func (c *Config) SetDefaults() {
 		}
 	}
 
+	le := &c.LeaderElection
+	if le.LeaseDuration.Duration == 0 {
+		le.LeaseDuration.Duration = DefaultLeaseDuration
+	}
+	if le.RenewDeadline.Duration == 0 {
+		le.RenewDeadline.Duration = DefaultRenewDeadline
+	}
+	if le.RetryPeriod.Duration == 0 {
+		le.RetryPeriod.Duration = DefaultRetryPeriod
+	}
+
 	d := &c.Datastore
 	if d.CompactInterval.Duration == 0 {
 		d.CompactInterval.Duration = DefaultCompactInterval

@@ -36,6 +36,11 @@ func TestConfig_SetDefaults(t *testing.T) {
 				DefaultUnreachableTolerationSeconds: DefaultTolerationSeconds,
 				LogLevel:                            DefaultLogLevel,
 				PushWait:                            Duration{DefaultPushWait},
+				LeaderElection: LeaderElection{
+					LeaseDuration: Duration{DefaultLeaseDuration},
+					RenewDeadline: Duration{DefaultRenewDeadline},
+					RetryPeriod:   Duration{DefaultRetryPeriod},
+				},
 				Datastore: Datastore{
 					CompactInterval:  Duration{DefaultCompactInterval},
 					CompactRetention: DefaultCompactRetention,
@@ -52,6 +57,7 @@ func TestConfig_SetDefaults(t *testing.T) {
 				NodeMonitorGracePeriod: Duration{time.Second}, DefaultNotReadyTolerationSeconds: 5, DefaultUnreachableTolerationSeconds: 6,
 				Datastore: Datastore{CompactInterval: Duration{-1}, CompactRetention: 5, CompactMinAge: Duration{time.Second}},
 				PushWait:  Duration{time.Second},
+				Token:     "secret", LeaderElection: LeaderElection{Duration{3 * time.Second}, Duration{2 * time.Second}, Duration{time.Second}},
 			},
 			want: Config{
 				DataDir: "/d", APIListen: "0.0.0.0:1", DashboardListen: ":2", ClusterCIDR: "10.0.0.0/8",
@@ -60,6 +66,7 @@ func TestConfig_SetDefaults(t *testing.T) {
 				NodeMonitorGracePeriod: Duration{time.Second}, DefaultNotReadyTolerationSeconds: 5, DefaultUnreachableTolerationSeconds: 6,
 				Datastore: Datastore{CompactInterval: Duration{-1}, CompactRetention: 5, CompactMinAge: Duration{time.Second}},
 				PushWait:  Duration{time.Second},
+				Token:     "secret", LeaderElection: LeaderElection{Duration{3 * time.Second}, Duration{2 * time.Second}, Duration{time.Second}},
 			},
 		},
 	}

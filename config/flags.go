@@ -24,6 +24,7 @@ const (
 	flagNodeIP            = "node-ip"
 	flagPushWait          = "push-wait"
 	flagDashboardToken    = "dashboard-token-file"
+	flagTokenAuthFile     = "token-auth-file"
 	flagKubeletPort       = "kubelet-port"
 	flagNodeGrace         = "node-monitor-grace-period"
 	flagNotReadyTol       = "default-not-ready-toleration-seconds"
@@ -36,6 +37,10 @@ const (
 	flagCompactInterval   = "datastore-compact-interval"
 	flagCompactRetention  = "datastore-compact-retention"
 	flagCompactMinAge     = "datastore-compact-min-age"
+	flagToken             = "token"
+	flagLeaseDuration     = "leader-elect-lease-duration"
+	flagRenewDeadline     = "leader-elect-renew-deadline"
+	flagRetryPeriod       = "leader-elect-retry-period"
 )
 
 // Flags holds the values of the flags BindFlags registered until Apply
@@ -46,6 +51,7 @@ type Flags struct {
 	nodePortRange, nodeName, logLevel    string
 	nodeIP, runtimeEndpoint              string
 	dashboardTokenFile                   string
+	tokenAuthFile                        string
 	kubeletPort                          int
 	nodeGrace                            time.Duration
 	notReadyTol, unreachableTol          int64
@@ -54,6 +60,9 @@ type Flags struct {
 	compactInterval, compactMinAge       time.Duration
 	pushWait                             time.Duration
 	compactRetention                     int64
+	token                                string
+	leaseDuration, renewDeadline         time.Duration
+	retryPeriod                          time.Duration
 }
 
 // BindFlags registers one flag per Config field on fs and returns the Flags
@@ -78,6 +87,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringVar(&f.apiListen, flagAPIListen, or(c.APIListen, DefaultAPIListen), "API server HOST:PORT")
 	fs.StringVar(&f.dashboardListen, flagDashboardListen, or(c.DashboardListen, DefaultDashboardListen), "dashboard HOST:PORT")
 	fs.StringVar(&f.dashboardTokenFile, flagDashboardToken, c.DashboardTokenFile, "file holding a bearer token the dashboard requires (set it when dashboardListen is not loopback)")
+	fs.StringVar(&f.tokenAuthFile, flagTokenAuthFile, c.TokenAuthFile, `static token file: token,user,uid[,"group,..."] per line (groups kiln:viewers and kiln:pushers have built-in roles)`)
 	fs.StringVar(&f.clusterCIDR, flagClusterCIDR, or(c.ClusterCIDR, DefaultClusterCIDR), "IPv4 pod network, a /24 per node")
 	fs.StringVar(&f.serviceCIDR, flagServiceCIDR, or(c.ServiceCIDR, DefaultServiceCIDR), "IPv4 range of Service ClusterIPs")
 	fs.StringVar(&f.clusterDNS, flagClusterDNS, or(c.ClusterDNS, DefaultClusterDNS), "ClusterIP of the cluster DNS, inside the service CIDR")
@@ -115,6 +125,12 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) *Flags {
 	}
 	fs.Int64Var(&f.compactRetention, flagCompactRetention, retention, "etcd revisions kept by compaction")
 	fs.DurationVar(&f.compactMinAge, flagCompactMinAge, orDur(c.Datastore.CompactMinAge, DefaultCompactMinAge), "never compact revisions younger than this")
+	// The token's current value is never shown in help.
+	fs.StringVar(&f.token, flagToken, "", "join secret, or a whole join token K10<ca hash>::node:<secret>; required with --datastore-endpoint, the same on every server (default: generated into the data dir)")
+	le := c.LeaderElection
+	fs.DurationVar(&f.leaseDuration, flagLeaseDuration, orDur(le.LeaseDuration, DefaultLeaseDuration), "how long a leader's Lease lasts without renewal before another server takes over")
+	fs.DurationVar(&f.renewDeadline, flagRenewDeadline, orDur(le.RenewDeadline, DefaultRenewDeadline), "how long a leader retries renewing its Lease before it gives up leading")
+	fs.DurationVar(&f.retryPeriod, flagRetryPeriod, orDur(le.RetryPeriod, DefaultRetryPeriod), "interval between attempts to acquire or renew a Lease")
 	return f
 }
 
@@ -140,10 +156,12 @@ func (f *Flags) Apply(fs *pflag.FlagSet, c *Config) error {
 		{flagLogLevel, &c.LogLevel, f.logLevel},
 		{flagNodeIP, &c.NodeIP, f.nodeIP},
 		{flagDashboardToken, &c.DashboardTokenFile, f.dashboardTokenFile},
+		{flagTokenAuthFile, &c.TokenAuthFile, f.tokenAuthFile},
 		{flagRuntimeEndpoint, &c.ContainerRuntimeEndpoint, f.runtimeEndpoint},
 		{flagDatastoreCAFile, &c.Datastore.CAFile, f.caFile},
 		{flagDatastoreCertFile, &c.Datastore.CertFile, f.certFile},
 		{flagDatastoreKeyFile, &c.Datastore.KeyFile, f.keyFile},
+		{flagToken, &c.Token, f.token},
 	}
 	for _, s := range str {
 		if fs.Changed(s.name) {
@@ -176,6 +194,15 @@ func (f *Flags) Apply(fs *pflag.FlagSet, c *Config) error {
 	}
 	if fs.Changed(flagPushWait) {
 		c.PushWait = Duration{f.pushWait}
+	}
+	if fs.Changed(flagLeaseDuration) {
+		c.LeaderElection.LeaseDuration = Duration{f.leaseDuration}
+	}
+	if fs.Changed(flagRenewDeadline) {
+		c.LeaderElection.RenewDeadline = Duration{f.renewDeadline}
+	}
+	if fs.Changed(flagRetryPeriod) {
+		c.LeaderElection.RetryPeriod = Duration{f.retryPeriod}
 	}
 	if fs.Changed(flagCompactMinAge) {
 		c.Datastore.CompactMinAge = Duration{f.compactMinAge}

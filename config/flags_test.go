@@ -51,6 +51,8 @@ func TestFlags_Apply(t *testing.T) {
 				"--cluster-dns=10.51.0.53", "--node-port-range=31000-31999",
 				"--datastore-cafile=/ca", "--datastore-certfile=/crt", "--datastore-keyfile=/key",
 				"--datastore-compact-interval=-1s", "--datastore-compact-retention=99", "--datastore-compact-min-age=1m",
+				"--token=s3cr3t-s3cr3t-s3cr3t", "--leader-elect-lease-duration=20s", "--leader-elect-renew-deadline=15s",
+				"--leader-elect-retry-period=3s",
 			},
 			want: func(c *Config) {
 				c.DashboardListen, c.ClusterCIDR, c.ServiceCIDR = ":9090", "10.50.0.0/16", "10.51.0.0/16"
@@ -59,6 +61,8 @@ func TestFlags_Apply(t *testing.T) {
 				c.Datastore.CompactInterval = Duration{-time.Second}
 				c.Datastore.CompactRetention = 99
 				c.Datastore.CompactMinAge = Duration{time.Minute}
+				c.Token = "s3cr3t-s3cr3t-s3cr3t"
+				c.LeaderElection = LeaderElection{Duration{20 * time.Second}, Duration{15 * time.Second}, Duration{3 * time.Second}}
 			},
 		},
 		{
@@ -152,10 +156,13 @@ func TestConfig_BindFlags(t *testing.T) {
 	})
 	t.Run("help shows the given config", func(t *testing.T) {
 		fs := pflag.NewFlagSet("kiln", pflag.ContinueOnError)
-		c := &Config{APIListen: "0.0.0.0:1"}
+		c := &Config{APIListen: "0.0.0.0:1", Token: "SECRET-SECRET-SECRET"}
 		c.BindFlags(fs)
 		if got := fs.Lookup("api-listen").DefValue; got != "0.0.0.0:1" {
 			t.Errorf("--api-listen default = %q", got)
+		}
+		if got := fs.Lookup("token").DefValue; got != "" {
+			t.Errorf("--token help shows the config's secret %q", got)
 		}
 		if c.DataDir != "" {
 			t.Errorf("BindFlags modified the config")

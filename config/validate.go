@@ -10,9 +10,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"kiln.dev/kiln/components/apiserver/pki"
 )
 
 // Validate checks a defaulted Config (call SetDefaults first: empty required
@@ -111,6 +114,33 @@ func (c *Config) Validate() error {
 	}
 
 	errs = append(errs, c.Datastore.validate("datastore")...)
+	if c.Token != "" {
+		// pki's errors never contain the secret.
+		if _, err := pki.JoinSecret(c.Token); err != nil {
+			add("token", "%w", err)
+		}
+	} else if len(c.Datastore.Endpoints) > 0 {
+		// Only the first server of a shared datastore could do without
+		// one, and no server can tell whether it is the first.
+		add("token", "required with datastore.endpoints: every server sharing a datastore must be given the same --token")
+	}
+	le := c.LeaderElection
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"leaseDuration", le.LeaseDuration.Duration}, {"renewDeadline", le.RenewDeadline.Duration}, {"retryPeriod", le.RetryPeriod.Duration}} {
+		if f.d <= 0 {
+			add("leaderElection."+f.name, "must be positive, got %s", f.d)
+		}
+	}
+	// client-go's own checks: a leader must give up before its Lease
+	// can be taken, and retry at least once (with 1.2 jitter) before.
+	if le.RenewDeadline.Duration > 0 && le.LeaseDuration.Duration <= le.RenewDeadline.Duration {
+		add("leaderElection.renewDeadline", "%s must be less than leaseDuration %s", le.RenewDeadline.Duration, le.LeaseDuration.Duration)
+	}
+	if le.RetryPeriod.Duration > 0 && le.RenewDeadline.Duration <= time.Duration(1.2*float64(le.RetryPeriod.Duration)) {
+		add("leaderElection.retryPeriod", "%s must be less than renewDeadline %s / 1.2", le.RetryPeriod.Duration, le.RenewDeadline.Duration)
+	}
 
 	names := map[string]int{}
 	for i, s := range c.Sources {

@@ -34,6 +34,13 @@ func TestConfig_Validate(t *testing.T) {
 		{name: "external etcd with TLS", mutate: func(c *Config) {
 			c.Datastore.Endpoints = []string{"https://10.0.0.1:2379", "unix:///run/etcd.sock"}
 			c.Datastore.CAFile, c.Datastore.CertFile, c.Datastore.KeyFile = "/ca", "/crt", "/key"
+			c.Token = "0123456789abcdef0123"
+		}},
+		{name: "whole join token", mutate: func(c *Config) {
+			c.Token = "K10" + strings.Repeat("ab", 32) + "::node:" + strings.Repeat("5", 64)
+		}},
+		{name: "leader election timings", mutate: func(c *Config) {
+			c.LeaderElection = LeaderElection{Duration{15 * time.Second}, Duration{10 * time.Second}, Duration{2 * time.Second}}
 		}},
 		{name: "scp-like git url", mutate: func(c *Config) { c.Sources[1].URL = "git@github.com:org/repo.git" }},
 		{name: "ssh url with user", mutate: func(c *Config) { c.Sources[1].URL = "ssh://git@host/repo.git" }},
@@ -139,6 +146,22 @@ func TestConfig_Validate(t *testing.T) {
 		{name: "bad rollback", mutate: func(c *Config) { c.Sources[0].Rollback = "always" }, wantErr: []string{`sources[0].rollback: unknown policy "always" (want "none" or "auto")`}},
 		{name: "bad drift", mutate: func(c *Config) { c.Sources[0].Drift = "warn" }, wantErr: []string{`sources[0].drift: unknown policy "warn" (want "revert" or "ignore")`}},
 
+		{name: "external etcd without token", mutate: func(c *Config) { c.Datastore.Endpoints = []string{"https://10.0.0.1:2379"} },
+			wantErr: []string{"token: required with datastore.endpoints"}},
+		{name: "token with space", mutate: func(c *Config) { c.Token = "SECRET SECRET SECRET" }, wantErr: []string{"token: join token secret contains whitespace"}},
+		{name: "K10 token bad hash", mutate: func(c *Config) { c.Token = "K10abc::node:SECRETSECRETSECRET" },
+			wantErr: []string{"token: join token CA hash has 3 characters"}},
+		{name: "K10 token empty secret", mutate: func(c *Config) { c.Token = "K10" + strings.Repeat("ab", 32) + "::node:" },
+			wantErr: []string{"token: join token secret is empty"}},
+		{name: "renewDeadline not below leaseDuration", mutate: func(c *Config) {
+			c.LeaderElection = LeaderElection{Duration{5 * time.Second}, Duration{5 * time.Second}, Duration{time.Second}}
+		}, wantErr: []string{"leaderElection.renewDeadline: 5s must be less than leaseDuration 5s"}},
+		{name: "retryPeriod too long", mutate: func(c *Config) {
+			c.LeaderElection = LeaderElection{Duration{8 * time.Second}, Duration{6 * time.Second}, Duration{5 * time.Second}}
+		}, wantErr: []string{"leaderElection.retryPeriod: 5s must be less than renewDeadline 6s / 1.2"}},
+		{name: "negative leaseDuration", mutate: func(c *Config) { c.LeaderElection.LeaseDuration = Duration{-time.Second} },
+			wantErr: []string{"leaderElection.leaseDuration: must be positive, got -1s"}},
+
 		{name: "all problems reported", mutate: func(c *Config) {
 			c.APIListen = "abc"
 			c.ServiceCIDR = "x"
@@ -179,5 +202,21 @@ func TestConfig_Disabled(t *testing.T) {
 		if got := c.Disabled(comp); got != want {
 			t.Errorf("Disabled(%q) = %v, want %v", comp, got, want)
 		}
+	}
+}
+
+func TestConfig_JoinSecret(t *testing.T) {
+	tests := []struct{ name, token, want string }{
+		{name: "empty", token: "", want: ""},
+		{name: "bare secret", token: "0123456789abcdef0123", want: "0123456789abcdef0123"},
+		{name: "whole token", token: "K10" + strings.Repeat("ab", 32) + "::node:" + strings.Repeat("5", 64), want: strings.Repeat("5", 64)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Config{Token: tc.token}
+			if got := c.JoinSecret(); got != tc.want {
+				t.Errorf("JoinSecret() = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -96,7 +96,9 @@ func BenchmarkServerRSS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("after %d objects: VmRSS %d KiB, VmHWM %d KiB", benchObjects, rss, hwm)
+	anon, _ := benchProcStatusKiB(srv.cmd.Process.Pid, "RssAnon")
+	file, _ := benchProcStatusKiB(srv.cmd.Process.Pid, "RssFile")
+	fmt.Printf("server-rss: after %d objects: VmRSS %d KiB (anonymous %d, file %d), VmHWM %d KiB\n", benchObjects, rss, anon, file, hwm)
 	fmt.Printf("BENCH server-rss %.1f MiB\n", float64(rss)/1024)
 }
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
+	"os"
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
@@ -92,7 +94,32 @@ func newControllerManager(rc *rest.Config, cfg *config.Config, log *slog.Logger)
 			return scheduler.New(scheduler.Config{Client: scs, Informers: s.Informers, Logger: s.Logger})
 		}
 	}
-	return controllers.New(controllers.Config{Client: cs, Logger: log, Controllers: builders})
+	return controllers.New(leaderConfig(cfg, cs, controllers.DefaultLeaseName, builders, log))
+}
+
+// leaderConfig is the manager configuration of one Lease: the controllers
+// and scheduler run under controllers.DefaultLeaseName, the GitOps
+// reconciler under reconcilerLease, with the timings of
+// cfg.LeaderElection. Servers sharing a datastore campaign for both.
+func leaderConfig(cfg *config.Config, cs kubernetes.Interface, lease string, builders map[string]controllers.Builder, log *slog.Logger) controllers.Config {
+	le := cfg.LeaderElection
+	return controllers.Config{
+		Client:        cs,
+		Controllers:   builders,
+		Identity:      leaderIdentity(cfg),
+		LeaseName:     lease,
+		LeaseDuration: le.LeaseDuration.Duration,
+		RenewDeadline: le.RenewDeadline.Duration,
+		RetryPeriod:   le.RetryPeriod.Duration,
+		Logger:        log,
+	}
+}
+
+// leaderIdentity names this server in the Leases it holds: node name and
+// pid, so that two servers on one host differ, and a restarted server is a
+// new holder rather than one that resumes a Lease it no longer renews.
+func leaderIdentity(cfg *config.Config) string {
+	return fmt.Sprintf("%s_%d", cfg.NodeName, os.Getpid())
 }
 
 // adminRESTConfig is how the in-process components reach the API server:

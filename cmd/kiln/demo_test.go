@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -25,7 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -821,56 +819,8 @@ func (d *demo) logTail() {
 func (d *demo) cleanupHost() {
 	t := d.t
 	ns := d.nodeName
-	// Processes of this node's containers (cgroups named after the
-	// containerd namespace) and its shims (started with -namespace NS),
-	// by pid: they are this test's, through its kiln.
-	pids := map[int]bool{}
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + ns)
-	for _, dir := range dirs {
-		_ = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-			if err == nil && e.Name() == "cgroup.procs" {
-				b, _ := os.ReadFile(p)
-				for _, f := range strings.Fields(string(b)) {
-					if pid, err := strconv.Atoi(f); err == nil {
-						pids[pid] = true
-					}
-				}
-			}
-			return nil
-		})
-	}
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		b, _ := os.ReadFile(p)
-		args := strings.Split(string(b), "\x00")
-		if len(args) > 0 && strings.Contains(filepath.Base(args[0]), "containerd-shim") && slices.Contains(args, ns) {
-			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
-				pids[pid] = true
-			}
-		}
-	}
-	for pid := range pids {
-		t.Logf("cleanup: killing leftover process %d of node %s", pid, ns)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-
-	// Mounts under the data dir (pods' netns, rootfs of containers left
-	// behind), children first, so the temp dir can go.
-	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
-		var mounts []string
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if fields := strings.Fields(sc.Text()); len(fields) > 4 && strings.HasPrefix(fields[4], d.dataDir+"/") {
-				mounts = append(mounts, fields[4])
-			}
-		}
-		f.Close()
-		sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
-		for _, m := range mounts {
-			t.Logf("cleanup: unmounting leftover %s", m)
-			_ = unix.Unmount(m, unix.MNT_DETACH)
-		}
-	}
+	dirs := killNodeProcesses(t, ns)
+	unmountUnder(t, d.dataDir)
 
 	// The runtime's bridge and masquerade chain.
 	if _, err := net.InterfaceByName("kiln0"); err == nil {
@@ -898,20 +848,7 @@ func (d *demo) cleanupHost() {
 		}
 	}
 
-	// Empty cgroups runc leaves, children first.
-	dirs = append(dirs, "/sys/fs/cgroup/"+ns)
-	for _, dir := range dirs {
-		var sub []string
-		_ = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-			if err == nil && e.IsDir() {
-				sub = append(sub, p)
-			}
-			return nil
-		})
-		for i := len(sub) - 1; i >= 0; i-- {
-			_ = unix.Rmdir(sub[i])
-		}
-	}
+	removeCgroups(dirs)
 }
 
 // demoSplitRule splits an iptables -S rule into arguments, keeping quoted

@@ -23,6 +23,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"kiln.dev/kiln/components/apiserver"
+	"kiln.dev/kiln/components/apiserver/join"
 	"kiln.dev/kiln/components/apiserver/pki"
 	"kiln.dev/kiln/components/store"
 	"kiln.dev/kiln/config"
@@ -36,7 +37,7 @@ var version = "dev"
 
 func main() {
 	root := &cobra.Command{Use: "kiln", Short: "a GitOps cluster appliance in one binary", SilenceUsage: true}
-	root.AddCommand(serverCmd(), versionCmd(), statusCmd(), diffCmd())
+	root.AddCommand(serverCmd(), agentCmd(), versionCmd(), statusCmd(), diffCmd())
 	if err := root.Execute(); err != nil {
 		os.Exit(exitCode(err))
 	}
@@ -122,6 +123,9 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	tlsDir := filepath.Join(cfg.DataDir, "tls")
+	if err := shareBootstrap(ctx, cfg, st, tlsDir); err != nil {
+		return err
+	}
 	ca, err := pki.EnsureCA(tlsDir)
 	if err != nil {
 		return err
@@ -130,7 +134,7 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("apiListen: %w", err)
 	}
-	hosts := []string{"127.0.0.1", "localhost"}
+	hosts := append([]string{"127.0.0.1", "localhost"}, apiServerNames...)
 	if host != "" && host != "0.0.0.0" && host != "::" {
 		hosts = append(hosts, host)
 	}
@@ -141,7 +145,11 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	token, err := pki.EnsureToken(filepath.Join(tlsDir, "admin.token"))
+	token, err := pki.EnsureToken(filepath.Join(tlsDir, adminTokenFile))
+	if err != nil {
+		return err
+	}
+	joinSecret, joinHandler, err := newJoinEndpoint(cfg, st, ca, tlsDir, log)
 	if err != nil {
 		return err
 	}
@@ -154,17 +162,29 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 	metrics := prometheus.NewRegistry()
 	// The hosted sources' git server shares the API port; it is set once
 	// the reconciler exists.
-	var extra map[string]http.Handler
+	extra := map[string]http.Handler{join.PathPrefix: joinHandler}
 	gitHandler := &lateHandler{}
 	if hasHosted(cfg) {
-		extra = map[string]http.Handler{strings.TrimSuffix(gitserver.PathPrefix, "/"): gitHandler}
+		extra[strings.TrimSuffix(gitserver.PathPrefix, "/")] = gitHandler
 	}
+	tokens, err := readTokenAuthFile(cfg.TokenAuthFile)
+	if err != nil {
+		return err
+	}
+	if tokens == nil {
+		tokens = map[string]apiserver.User{}
+	}
+	// The admin's and the join's tokens win over a line of the file.
+	tokens[token] = apiserver.User{Name: "admin", UID: "admin", Groups: []string{apiserver.GroupMasters}}
+	tokens[joinSecret] = bootstrapUser
 	api, err := apiserver.New(apiserver.Config{
 		Extra:                               extra,
 		Store:                               st,
 		Listen:                              cfg.APIListen,
 		TLS:                                 &cert,
-		Tokens:                              map[string]apiserver.User{token: {Name: "admin", UID: "admin", Groups: []string{apiserver.GroupMasters}}},
+		Tokens:                              tokens,
+		ClientCAs:                           clientCAs(ca),
+		CACertPEM:                           ca.CertPEM,
 		ServiceCIDR:                         cfg.ServiceCIDR,
 		NodePortRange:                       cfg.NodePortRange,
 		ClusterDNS:                          cfg.ClusterDNS,
@@ -215,6 +235,7 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 		log.Info("kiln ready", "api", "https://"+api.Addr(), "kubeconfig", kubeconfig)
+		registerServer(gctx, g, cfg, st)
 		rc := adminRESTConfig(apiURL, ca.CertPEM, token)
 		if !cfg.Disabled(config.ComponentControllers) || !cfg.Disabled(config.ComponentScheduler) {
 			cm, err := newControllerManager(rc, cfg, log)
@@ -258,10 +279,12 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 		if err := startProxy(gctx, g, cfg, rc, log); err != nil {
 			return err
 		}
+		// Start-up is over: what it ran need not stay resident.
+		releaseBinaryPages()
 		if rec == nil {
 			return nil
 		}
-		return rec.Run(gctx)
+		return runLeading(gctx, rc, cfg, reconcilerLease, rec, log)
 	})
 	clientsErr := g.Wait()
 	stopAPI() // 2.

@@ -63,30 +63,11 @@ func (b *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // startNode starts this machine's node components in g, unless the
-// kubelet is disabled: the containerd runtime (its own containerd under
-// DATA_DIR/containerd, or cfg.ContainerRuntimeEndpoint) and, once the
-// runtime is ready, the kubelet, which reaches the API server at rc. It
-// returns once both are started. ctx must be g's context, so that a
-// runtime that fails stops the kubelet too.
-//
-// Shutdown, when ctx is done: 1. the kubelet stops (its pod workers
-// finish their current step); 2. then, and only then, the runtime stops
-// the containerd it started. The containers keep running, as with k3s,
-// and the next start adopts them.
+// kubelet is disabled: the kubelet serves with a certificate from ca, and
+// everything else is startKubelet's.
 func startNode(ctx context.Context, g *errgroup.Group, cfg *config.Config, rc *rest.Config, ca *pki.CA, log *slog.Logger) error {
 	if cfg.Disabled(config.ComponentKubelet) {
 		return nil
-	}
-	rt, err := containerd.New(containerd.Config{
-		RootDir:   cfg.DataDir,
-		Endpoint:  cfg.ContainerRuntimeEndpoint,
-		Namespace: cfg.NodeName,
-		ImagesDir: filepath.Join(cfg.DataDir, "images"),
-		NodeIP:    cfg.NodeIP,
-		Logger:    log,
-	})
-	if err != nil {
-		return fmt.Errorf("container runtime: %w", err)
 	}
 	hosts := []string{cfg.NodeIP, "127.0.0.1"}
 	if hn, err := os.Hostname(); err == nil && hn != "" {
@@ -95,6 +76,36 @@ func startNode(ctx context.Context, g *errgroup.Group, cfg *config.Config, rc *r
 	cert, err := ca.EnsureServing(filepath.Join(cfg.DataDir, "tls"), "kubelet", hosts)
 	if err != nil {
 		return fmt.Errorf("kubelet certificate: %w", err)
+	}
+	return startKubelet(ctx, g, cfg, rc, cert, "", log)
+}
+
+// startKubelet starts the containerd runtime (its own containerd under
+// DATA_DIR/containerd, or cfg.ContainerRuntimeEndpoint; pods on the
+// bridge bridgeName, "" meaning containerd.DefaultBridgeName) and, once
+// the runtime is ready, the kubelet, which reaches the API server at rc
+// and serves logs with cert. The server passes its own CA's certificate
+// and the admin's rc; an agent passes what it got when joining. It
+// returns once both are started. ctx must be g's context, so that a
+// runtime that fails stops the kubelet too.
+//
+// Shutdown, when ctx is done: 1. the kubelet stops (its pod workers
+// finish their current step); 2. then, and only then, the runtime stops
+// the containerd it started. The containers keep running, as with k3s,
+// and the next start adopts them.
+func startKubelet(ctx context.Context, g *errgroup.Group, cfg *config.Config, rc *rest.Config, cert tls.Certificate, bridgeName string, log *slog.Logger) error {
+	rt, err := containerd.New(containerd.Config{
+		RootDir:     cfg.DataDir,
+		Endpoint:    cfg.ContainerRuntimeEndpoint,
+		Namespace:   cfg.NodeName,
+		ImagesDir:   filepath.Join(cfg.DataDir, "images"),
+		NodeIP:      cfg.NodeIP,
+		BridgeName:  bridgeName,
+		ClusterCIDR: cfg.ClusterCIDR,
+		Logger:      log,
+	})
+	if err != nil {
+		return fmt.Errorf("container runtime: %w", err)
 	}
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {

@@ -20,10 +20,8 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"kiln.dev/kiln/components/apiserver/pki"
 	"kiln.dev/kiln/components/testenv"
@@ -118,29 +116,7 @@ func TestNode_kill9_containersKeepRunning(t *testing.T) {
 	ctx := t.Context()
 	nodeWaitReady(d, time.Time{})
 
-	deploy := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: metav1.NamespaceDefault},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: new(int32(nodeReplicas)),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "node-test"}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "node-test"}},
-				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: new(int64(2)),
-					Containers: []corev1.Container{{
-						Name:            "web",
-						Image:           "kiln.dev/demo-web:0.1.0",
-						ImagePullPolicy: corev1.PullIfNotPresent,
-						Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
-						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}},
-							PeriodSeconds: 1,
-						},
-					}},
-				},
-			},
-		},
-	}
+	deploy := demoWebDeployment("web", "node-test", nodeReplicas)
 	if _, err := d.cs.AppsV1().Deployments(metav1.NamespaceDefault).Create(ctx, deploy, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

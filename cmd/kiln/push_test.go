@@ -40,6 +40,13 @@ type pushEnv struct {
 	kube       kubernetes.Interface
 }
 
+// Tokens of the static token file startPushServer gives kiln: a
+// read-only user and one that may only push.
+const (
+	pushViewerToken = "viewer-0123456789"
+	pushPusherToken = "pusher-0123456789"
+)
+
 // startPushServer starts kiln; rollback is the source's policy, backoff
 // the hollow kubelet's crash back-off.
 func startPushServer(t *testing.T, rollback string, backoff time.Duration) *pushEnv {
@@ -52,8 +59,12 @@ func startPushServer(t *testing.T, rollback string, backoff time.Duration) *push
 	dataDir := filepath.Join(t.TempDir(), "data")
 	addr := kilnFreeAddr(t)
 	cfgFile := filepath.Join(t.TempDir(), "kiln.yaml")
-	cfgYAML := fmt.Sprintf("dataDir: %s\napiListen: %s\ndashboardListen: %s\ndisable: [kubelet, proxy]\npushWait: 60s\nsources:\n- name: app\n  kind: hosted\n  rollback: %s\n",
-		dataDir, addr, kilnFreeAddr(t), rollback)
+	tokenFile := filepath.Join(t.TempDir(), "tokens.csv")
+	if err := os.WriteFile(tokenFile, []byte("# CI tokens\n"+pushViewerToken+",ci-viewer,u1,kiln:viewers\n"+pushPusherToken+`,ci-pusher,u2,"kiln:pushers"`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgYAML := fmt.Sprintf("dataDir: %s\napiListen: %s\ndashboardListen: %s\ndisable: [kubelet, proxy]\npushWait: 60s\ntokenAuthFile: %s\nsources:\n- name: app\n  kind: hosted\n  rollback: %s\n",
+		dataDir, addr, kilnFreeAddr(t), tokenFile, rollback)
 	if err := os.WriteFile(cfgFile, []byte(cfgYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -312,6 +323,33 @@ func TestServer_push(t *testing.T) {
 	}
 	if got := e.remoteMain(t); got != before {
 		t.Errorf("main moved to %s by an unauthenticated push", got)
+	}
+
+	// Tokens of the token file, as git's credential helpers send them: the
+	// password of basic authentication. A read-only token clones but
+	// cannot push; a pusher's token pushes but cannot use the API.
+	withToken := func(user, token string) string {
+		return strings.Replace(e.repoURL, "https://", "https://"+user+":"+token+"@", 1)
+	}
+	noHeader := []string{"-c", "http.extraHeader="}
+	viewerClone := filepath.Join(t.TempDir(), "viewer")
+	e.mustGit(t, "", append(noHeader, "clone", "-q", withToken("ci", pushViewerToken), viewerClone)...)
+	e.commit(t, viewerClone, "viewer", map[string]string{"config.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-config}\ndata: {greeting: viewer}\n"})
+	out, err = e.git(t, viewerClone, append(noHeader, "push", "origin", "HEAD:main")...)
+	if err == nil {
+		t.Errorf("push with a read-only token succeeded:\n%s", out)
+	}
+	if got := e.remoteMain(t); got != before {
+		t.Errorf("main moved to %s by a read-only token", got)
+	}
+	e.mustGit(t, other, "remote", "set-url", "origin", withToken("ci", pushPusherToken))
+	out, err = e.git(t, other, append(noHeader, "push", "origin", "HEAD:main")...)
+	if err != nil {
+		t.Fatalf("push with the pusher's token: %v\n%s", err, out)
+	}
+	wantOutput(t, "pusher's push", out, "remote: kiln: change ConfigMap default/web-config (config.yaml)", "remote: kiln: deployed main@")
+	if out, err := kilnKubectl(t, e.kubeconfig, e.home, "--token", pushPusherToken, "get", "pods"); err == nil || !strings.Contains(out+err.Error(), "Forbidden") {
+		t.Errorf("kubectl with the pusher's token: %v\n%s; want Forbidden", err, out)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -8,6 +9,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"kiln.dev/kiln/components/controllers"
 	"kiln.dev/kiln/config"
 	"kiln.dev/kiln/reconcile"
 	"kiln.dev/kiln/sources"
@@ -74,6 +79,31 @@ func newReconciler(cfg *config.Config, apiURL string, caPEM []byte, token string
 	rc.QPS, rc.Burst = 1000, 2000
 	rec, err := reconcile.New(reconcile.Config{RESTConfig: rc, Sources: srcs, Logger: log})
 	return rec, hooks, hostedSrcs, err
+}
+
+// reconcilerLease is the Lease (in kube-system) under which one server at
+// a time runs the GitOps reconciler.
+const reconcilerLease = "kiln-reconciler"
+
+// runLeading runs rec only while this server holds the Lease named lease,
+// so that of several servers sharing a datastore one applies each commit
+// and prunes, rather than all racing each other (and, with different
+// clones, fighting over revisions). Its own Lease, not the controllers':
+// a server may run sync with the controllers disabled, and a failing
+// reconciler must not stop the controllers. Losing the Lease returns an
+// error and the server exits, as the controller manager does.
+func runLeading(ctx context.Context, rc *rest.Config, cfg *config.Config, lease string, rec controllers.Runnable, log *slog.Logger) error {
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	m, err := controllers.New(leaderConfig(cfg, cs, lease, map[string]controllers.Builder{
+		"reconciler": func(controllers.Shared) (controllers.Runnable, error) { return rec, nil },
+	}, log))
+	if err != nil {
+		return err
+	}
+	return m.Run(ctx)
 }
 
 // workDir is a fresh, unpredictable directory for one git source, so one

@@ -32,6 +32,7 @@ type Server struct {
 	catalog     *resources.Catalog
 	namespaces  namespaceCache
 	caches      watchCaches
+	graph       nodeGraph
 	byGVR       map[gvrKey]*resource
 	ready       chan struct{}
 	handler     http.Handler
@@ -125,9 +126,19 @@ func (s *Server) Run(ctx context.Context) error {
 		ReadHeaderTimeout: 30 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
+	if s.cfg.ClientCAs != nil {
+		srv.TLSConfig.ClientAuth = tls.RequestClientCert
+		srv.ConnContext = withConnCert
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.watchNamespaces(gctx) })
 	s.caches.start(gctx)
+	s.graph.start(gctx)
+	g.Go(func() error {
+		<-gctx.Done()
+		s.graph.wait()
+		return nil
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		s.caches.wait()
@@ -155,16 +166,17 @@ func (s *Server) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// routes builds the top-level handler: health and version are open,
-// everything else needs a bearer token. Config.Extra's handlers sit beside
-// the API, outside its request metrics: they are other services sharing
-// the port.
+// routes builds the top-level handler: health, version and the CA
+// certificate are open, everything else needs a bearer token or a client
+// certificate. Config.Extra's handlers sit beside the API, outside its
+// request metrics: they are other services sharing the port.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
 		mux.HandleFunc(p, s.handleHealth)
 	}
 	mux.HandleFunc("/version", s.handleVersion)
+	mux.HandleFunc("/cacerts", s.handleCACerts)
 	authed := http.NewServeMux()
 	authed.HandleFunc("/api", s.handleCoreDiscovery)
 	authed.HandleFunc("/apis", s.handleGroupsDiscovery)
@@ -210,17 +222,19 @@ func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {
 
 type userKey struct{}
 
-// user resolves the request's bearer token.
+// user resolves the request's bearer token, else its client certificate
+// (authn.go).
 func (s *Server) user(r *http.Request) (User, bool) {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return User{}, false
+	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		if u, ok := s.cfg.Tokens[strings.TrimSpace(token)]; ok {
+			return u, true
+		}
 	}
-	u, ok := s.cfg.Tokens[strings.TrimSpace(token)]
-	return u, ok
+	return s.certUser(r)
 }
 
-// authenticate resolves the bearer token to a user or answers 401.
+// authenticate resolves the request's credentials to a user or answers
+// 401.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, ok := s.user(r)
@@ -232,15 +246,25 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// authenticateExtra is authenticate for Config.Extra's handlers. Its 401
-// carries the challenge, without which git (and its credential helpers)
-// would not know to send a token, and a plain-text body for people.
+// authenticateExtra is authenticate for Config.Extra's handlers, which
+// also take the token as the password of basic authentication (what git
+// sends from a credential helper or a URL's userinfo). Its 401 carries
+// the challenges, without which git would not know to send a token, and
+// a plain-text body for people.
 func (s *Server) authenticateExtra(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, ok := s.user(r)
 		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="kiln"`)
-			http.Error(w, "Unauthorized: a bearer token is required", http.StatusUnauthorized)
+			// git's credential helpers answer a Basic challenge, with the
+			// token as the password.
+			if _, password, basic := r.BasicAuth(); basic {
+				u, ok = s.cfg.Tokens[strings.TrimSpace(password)]
+			}
+		}
+		if !ok {
+			w.Header().Add("WWW-Authenticate", `Basic realm="kiln"`)
+			w.Header().Add("WWW-Authenticate", `Bearer realm="kiln"`)
+			http.Error(w, "Unauthorized: a token is required, as a bearer token or as the password of basic authentication", http.StatusUnauthorized)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))

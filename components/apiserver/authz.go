@@ -8,11 +8,22 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// authorize lets system:masters do everything and refuses everyone else
-// with kube's Forbidden message.
+// authorize lets system:masters do everything, the built-in roles what
+// they allow (roles.go), nodes what the node authorizer allows
+// (nodeauthz.go), and refuses everyone else with kube's Forbidden
+// message.
 func (s *Server) authorize(ctx context.Context, u User, ri requestInfo) error {
-	if isMaster(u) {
+	if isMaster(u) || roleAllows(u, ri) {
 		return nil
+	}
+	if node, isNode := nodeOf(u); isNode && node != "" {
+		ok, err := s.nodeAllows(ctx, node, ri)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
 	}
 	res := ri.resource
 	if ri.subresource != "" {

@@ -86,6 +86,12 @@ func (s *Server) ensureDNSService(ctx context.Context) error {
 		},
 	}
 	_, _, err = s.create(ctx, services, svc, false)
+	if err != nil {
+		// As in ensure: another server may have just created it.
+		if _, gerr := s.store.Get(ctx, services.key("kube-system", "kube-dns")); gerr == nil {
+			return nil
+		}
+	}
 	switch {
 	case err == nil, apierrors.IsAlreadyExists(err):
 		return nil
@@ -107,8 +113,14 @@ func (s *Server) ensure(ctx context.Context, res *resource, obj runtime.Object) 
 		return nil
 	}
 	_, _, err := s.create(ctx, res, obj, false)
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("apiserver: create %s %s: %w", res.Kind, m.GetName(), err)
+	if err == nil || apierrors.IsAlreadyExists(err) {
+		return nil
 	}
-	return nil
+	// Another server sharing the store may have created it in between:
+	// the kubernetes Service's address then reads as already allocated
+	// before its name reads as taken.
+	if _, gerr := s.store.Get(ctx, res.key(m.GetNamespace(), m.GetName())); gerr == nil {
+		return nil
+	}
+	return fmt.Errorf("apiserver: create %s %s: %w", res.Kind, m.GetName(), err)
 }

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +41,14 @@ type User struct {
 // GroupMasters may do everything, as in Kubernetes.
 const GroupMasters = "system:masters"
 
+// GroupNodes holds the kubelets' users, each named NodeUserPrefix+<node>;
+// the node authorizer (nodeauthz.go) limits them to their own node's
+// objects, as Kubernetes's Node authorizer and NodeRestriction do.
+const GroupNodes = "system:nodes"
+
+// NodeUserPrefix starts the user name of a node's credentials.
+const NodeUserPrefix = "system:node:"
+
 // Config configures the server. Store and TLS are required.
 type Config struct {
 	// Store holds the objects.
@@ -53,6 +62,19 @@ type Config struct {
 	TLS *tls.Certificate
 	// Tokens maps bearer tokens to users.
 	Tokens map[string]User
+	// ClientCAs, when set, makes the server ask for client certificates
+	// and accept those that chain to these roots (for client auth) as the
+	// User{Name: subject CN, Groups: subject O}, as kube-apiserver's
+	// --client-ca-file does. A bearer token, when valid, wins. A
+	// certificate from other roots is answered 401, not a failed
+	// handshake: the server only requests certificates
+	// (tls.RequestClientCert) and verifies them itself, as kube does, so
+	// the client learns why.
+	ClientCAs *x509.CertPool
+	// CACertPEM is served at GET /cacerts without authentication, so that
+	// a joining agent can fetch the CA and check it against the hash in
+	// its token (as k3s's /cacerts); nil answers 404.
+	CACertPEM []byte
 	// ServiceCIDR is where ClusterIPs come from; its first address is the
 	// kubernetes Service.
 	ServiceCIDR string
@@ -81,10 +103,11 @@ type Config struct {
 	// Extra serves other handlers on the API port, keyed by path prefix
 	// ("/git": /git and everything under it). They get the request as
 	// sent, with the authenticated User in its context (UserFrom); a
-	// request without a valid bearer token is answered 401 with
-	// WWW-Authenticate: Bearer before it reaches them. Authorization is
-	// theirs to decide. A prefix may not overlap the API's own paths
-	// (/api, /apis, /openapi, /version, /healthz, /livez, /readyz).
+	// request without a valid bearer token or client certificate is
+	// answered 401 with WWW-Authenticate: Bearer before it reaches them.
+	// Authorization is theirs to decide. A prefix may not overlap the
+	// API's own paths (/api, /apis, /openapi, /version, /healthz, /livez,
+	// /readyz, /cacerts).
 	Extra map[string]http.Handler
 	// Logger receives lifecycle messages; nil means slog.Default().
 	Logger *slog.Logger
@@ -128,7 +151,7 @@ type parsedConfig struct {
 }
 
 // reservedPaths are the API's own path roots, which Extra may not take.
-var reservedPaths = []string{"/api", "/apis", "/openapi", "/version", "/healthz", "/livez", "/readyz"}
+var reservedPaths = []string{"/api", "/apis", "/openapi", "/version", "/healthz", "/livez", "/readyz", "/cacerts"}
 
 func (c *Config) validate() (parsedConfig, error) {
 	var p parsedConfig

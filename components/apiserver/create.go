@@ -105,6 +105,9 @@ func (s *Server) create(ctx context.Context, res *resource, obj runtime.Object, 
 		if errs := admission.Validate(obj, res.Namespaced); len(errs) > 0 {
 			return nil, nil, invalid(res.gk, m.GetName(), errs)
 		}
+		if err := admitNode(userFrom(ctx), res, obj); err != nil {
+			return nil, nil, err
+		}
 		opts, err := s.admitCreate(ctx, res, obj)
 		if err != nil {
 			return nil, nil, err

@@ -3,8 +3,18 @@
 // list with selectors and paging, watch (including sendInitialEvents),
 // JSON/merge/strategic-merge/apply patches, the status, scale, binding and
 // log subresources, admission (defaulting, validation, ClusterIP and
-// NodePort allocation), Table output for kubectl, and bearer-token
-// authentication with RBAC-style authorization.
+// NodePort allocation), Table output for kubectl, and authentication by
+// bearer token or client certificate (Config.ClientCAs).
+//
+// Authorization: system:masters may do everything; users in system:nodes
+// named system:node:<node> (kubelets, by the certificate they got at
+// join) get what Kubernetes's Node authorizer, NodeRestriction and
+// system:node role give them, narrowed to their own Node and Lease, the
+// pods bound to them and the Secrets and ConfigMaps those pods use, and
+// read access to Services and endpoints (nodeauthz.go); its decisions are
+// map lookups in a graph of pods that follows the store (nodegraph.go).
+// Everyone else gets 403. GET /cacerts serves the CA certificate
+// (Config.CACertPEM) without authentication, for joining agents.
 //
 // Objects are the real k8s.io/api types, stored as JSON at
 // /registry/<group>/<resource>/<namespace>/<name>; an object's
@@ -24,10 +34,10 @@
 // With Config.ClusterDNS set, the server creates kube-system/kube-dns at
 // that address on start, as k3s does, so that no other Service gets it.
 // Config.Extra mounts other services on the API port (the git server):
-// each prefix's handler gets requests that carried a valid bearer token,
-// with the user in the context (UserFrom), and decides authorization
-// itself; a request without a token gets 401 with WWW-Authenticate:
-// Bearer.
+// each prefix's handler gets requests that carried a valid bearer token
+// or client certificate, with the user in the context (UserFrom), and
+// decides authorization itself; a request without credentials gets 401
+// with WWW-Authenticate: Bearer.
 //
 //	cfg.Extra = map[string]http.Handler{"/git": gitServer}
 //	// in gitServer: u, _ := apiserver.UserFrom(r.Context())

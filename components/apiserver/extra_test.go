@@ -40,7 +40,10 @@ func TestServer_extra_authenticatesAndHandsOver(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if token != "" {
+		switch {
+		case strings.HasPrefix(token, "basic:"):
+			req.SetBasicAuth("kiln", strings.TrimPrefix(token, "basic:"))
+		case token != "":
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
 		resp, err := hc.Do(req)
@@ -64,6 +67,9 @@ func TestServer_extra_authenticatesAndHandsOver(t *testing.T) {
 			code: 200, body: "GET /git/demo.git/info/refs user=admin groups=[system:masters] ok=true"},
 		{name: "the prefix itself", method: "POST", path: "/git", token: env.Token, code: 200, body: "POST /git user=admin"},
 		{name: "a user the API forbids", method: "GET", path: "/git/x", token: "dev-token", code: 200, body: "user=dev groups=[developers]"},
+		{name: "the token as a basic password", method: "GET", path: "/git/x", token: "basic:dev-token", code: 200, body: "user=dev groups=[developers]"},
+		{name: "a bad basic password", method: "GET", path: "/git/x", token: "basic:nope", code: 401, body: "Unauthorized"},
+		{name: "basic is for the extra handlers only", method: "GET", path: "/api/v1/pods", token: "basic:" + env.Token, code: 401},
 		{name: "no token", method: "GET", path: "/git/demo.git/info/refs", code: 401, body: "Unauthorized"},
 		{name: "bad token", method: "GET", path: "/git/", token: "nope", code: 401, body: "Unauthorized"},
 		{name: "a longer name is not the prefix", method: "GET", path: "/gitx", token: env.Token, code: 404},
@@ -74,9 +80,9 @@ func TestServer_extra_authenticatesAndHandsOver(t *testing.T) {
 			if resp.StatusCode != tc.code || !strings.Contains(body, tc.body) {
 				t.Fatalf("%s %s: %d %q, want %d containing %q", tc.method, tc.path, resp.StatusCode, body, tc.code, tc.body)
 			}
-			if tc.code == 401 {
-				if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
-					t.Errorf("WWW-Authenticate %q, want a Bearer challenge", got)
+			if tc.code == 401 && !strings.HasPrefix(tc.path, "/api/") {
+				if got := strings.Join(resp.Header.Values("WWW-Authenticate"), ", "); !strings.Contains(got, "Basic") || !strings.Contains(got, "Bearer") {
+					t.Errorf("WWW-Authenticate %q, want Basic and Bearer challenges", got)
 				}
 			}
 		})

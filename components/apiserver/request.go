@@ -13,6 +13,9 @@ type requestInfo struct {
 	name           string
 	subresource    string
 	verb           string // get list watch create update patch delete deletecollection
+	// fieldSelector is the raw selector of a list or watch, which the
+	// node authorizer reads.
+	fieldSelector string
 }
 
 // parseResourcePath parses /api/v1/... and /apis/G/V/... paths. ok is false
@@ -66,6 +69,9 @@ func parseResourcePath(r *http.Request) (requestInfo, bool) {
 		}
 	}
 	ri.verb = verbFor(r, ri.name != "")
+	if ri.verb == "list" || ri.verb == "watch" {
+		ri.fieldSelector = r.URL.Query().Get("fieldSelector")
+	}
 	return ri, true
 }
 

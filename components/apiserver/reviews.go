@@ -66,8 +66,12 @@ func (s *Server) review(r *http.Request, u User, ra *authorizationv1.ResourceAtt
 		// masters.
 		return authorizationv1.SubjectAccessReviewStatus{Allowed: isMaster(u)}
 	}
-	err := s.authorize(r.Context(), u, requestInfo{group: ra.Group, version: ra.Version, resource: ra.Resource,
-		subresource: ra.Subresource, namespace: ra.Namespace, name: ra.Name, verb: ra.Verb})
+	ri := requestInfo{group: ra.Group, version: ra.Version, resource: ra.Resource,
+		subresource: ra.Subresource, namespace: ra.Namespace, name: ra.Name, verb: ra.Verb}
+	if ra.FieldSelector != nil {
+		ri.fieldSelector = ra.FieldSelector.RawSelector
+	}
+	err := s.authorize(r.Context(), u, ri)
 	if err != nil {
 		return authorizationv1.SubjectAccessReviewStatus{Allowed: false, Reason: err.Error()}
 	}

@@ -89,6 +89,9 @@ func (s *Server) update(ctx context.Context, res *resource, ns, name, sub string
 		if errs := admission.ValidateUpdate(obj, old, res.Namespaced); len(errs) > 0 {
 			return nil, false, invalid(res.gk, name, errs)
 		}
+		if err := admitNodeUpdate(userFrom(ctx), res, obj, old); err != nil {
+			return nil, false, err
+		}
 		opts, err := s.admitUpdate(ctx, res, obj, old)
 		if err != nil {
 			return nil, false, err

@@ -270,11 +270,28 @@ func (k *Kubelet) wakeAll() {
 // heartbeat the node lifecycle controller watches.
 func (k *Kubelet) leaseLoop(ctx context.Context) {
 	period := k.cfg.LeaseDuration / 4
+	// A failed renewal is retried soon, doubling from 200ms up to the
+	// period, as kube's lease controller does: waiting a whole period
+	// after a request that hung on a dead server spends most of the
+	// grace period before the Node goes NotReady.
+	const firstRetry = 200 * time.Millisecond
+	retry := firstRetry
 	for {
-		if err := k.renewLease(ctx); err != nil && ctx.Err() == nil {
-			k.log.Warn("renewing node lease", logKeyError, err)
+		// A request is never let hang longer than a period (a server
+		// gone silent keeps its connection open until TCP gives up).
+		rctx, cancel := context.WithTimeout(ctx, period)
+		err := k.renewLease(rctx)
+		cancel()
+		wait := period
+		switch {
+		case err != nil && ctx.Err() == nil:
+			k.log.Warn("renewing node lease", logKeyError, err, "retryIn", retry)
+			wait = retry
+			retry = min(2*retry, period)
+		case err == nil:
+			retry = firstRetry
 		}
-		t := time.NewTimer(period)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -9,7 +9,9 @@
 // Client also returns.
 //
 // Only the API server talks to the store; every other component goes
-// through the API.
+// through the API. The one key outside /registry that cmd uses is
+// BootstrapKey: servers sharing an external cluster exchange their sealed
+// CA and tokens there (Bootstrap) before any of them serves.
 //
 //	s, err := store.New(store.Config{DataDir: "/var/lib/kiln/etcd"})
 //	go s.Run(ctx)

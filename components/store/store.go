@@ -101,11 +101,10 @@ func (s *Store) Run(ctx context.Context) error {
 		s.etcd = e
 		s.mu.Unlock()
 		endpoints = []string{"http://" + e.Clients[0].Addr().String()}
-	} else if s.cfg.CAFile != "" || s.cfg.CertFile != "" {
-		info := transport.TLSInfo{TrustedCAFile: s.cfg.CAFile, CertFile: s.cfg.CertFile, KeyFile: s.cfg.KeyFile}
-		c, err := info.ClientConfig()
+	} else {
+		c, err := s.cfg.clientTLS()
 		if err != nil {
-			return fmt.Errorf("store: datastore tls: %w", err)
+			return err
 		}
 		tlsCfg = c
 	}
@@ -164,6 +163,20 @@ func (s *Store) Run(ctx context.Context) error {
 		})
 	}
 	return g.Wait()
+}
+
+// clientTLS is the TLS configuration for an external cluster, nil when
+// no TLS file is given (plain http endpoints).
+func (c *Config) clientTLS() (*tls.Config, error) {
+	if c.CAFile == "" && c.CertFile == "" {
+		return nil, nil
+	}
+	info := transport.TLSInfo{TrustedCAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}
+	tc, err := info.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("store: datastore tls: %w", err)
+	}
+	return tc, nil
 }
 
 func (s *Store) probe(ctx context.Context, cli *clientv3.Client) error {

@@ -10,6 +10,7 @@ package testenv
 
 import (
 	"context"
+	"crypto/x509"
 	"log/slog"
 	"net"
 	"net/http"
@@ -61,8 +62,11 @@ type Env struct {
 	Token      string
 	Kubeconfig string
 	CAPEM      []byte
-	Store      *store.Store
-	Server     *apiserver.Server
+	// CA is the cluster CA, which also signs client certificates the
+	// server accepts.
+	CA     *pki.CA
+	Store  *store.Store
+	Server *apiserver.Server
 	// RESTConfig is the admin's config, with JSON bodies; clear
 	// ContentType to get client-go's default (protobuf bodies).
 	RESTConfig *rest.Config
@@ -92,7 +96,8 @@ func Start(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := ca.EnsureServing(filepath.Join(dir, "tls"), "serving", []string{"127.0.0.1", "localhost"})
+	// "kubernetes" is the name joined agents verify every server by.
+	cert, err := ca.EnsureServing(filepath.Join(dir, "tls"), "serving", []string{"127.0.0.1", "localhost", "kubernetes"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +113,12 @@ func Start(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Client certificates from the CA authenticate, as on a real server,
+	// so tests can act as a node (CA.IssueClient("system:node:a", ...)).
+	clientCAs := x509.NewCertPool()
+	clientCAs.AddCert(ca.Cert)
 	srv, err := apiserver.New(apiserver.Config{Store: st, Listener: ln, TLS: &cert, Tokens: tokens, KubeletClient: opts.KubeletClient,
+		ClientCAs: clientCAs, CACertPEM: ca.CertPEM,
 		ClusterDNS: opts.ClusterDNS, ServiceCIDR: opts.ServiceCIDR, NodePortRange: opts.NodePortRange, Extra: opts.Extra,
 		DefaultNotReadyTolerationSeconds:    opts.DefaultNotReadyTolerationSeconds,
 		DefaultUnreachableTolerationSeconds: opts.DefaultUnreachableTolerationSeconds,
@@ -159,6 +169,6 @@ func Start(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Env{DataDir: dir, URL: url, Token: token, Kubeconfig: kubeconfig, CAPEM: ca.CertPEM,
+	return &Env{DataDir: dir, URL: url, Token: token, Kubeconfig: kubeconfig, CAPEM: ca.CertPEM, CA: ca,
 		Store: st, Server: srv, RESTConfig: rc, Clientset: cs, stop: stop}
 }

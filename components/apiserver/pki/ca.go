@@ -150,10 +150,10 @@ func createCA(certPath, keyPath string) (*CA, error) {
 	certPEM := encodeCertPEM(der)
 	// Key first: a crash in between leaves only ca.key, which EnsureCA
 	// reports instead of pairing it with a certificate it never signed.
-	if err := writeFileAtomic(keyPath, keyPEM, secretMode); err != nil {
+	if err := WriteFileAtomic(keyPath, keyPEM, secretMode); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(certPath, certPEM, certMode); err != nil {
+	if err := WriteFileAtomic(certPath, certPEM, certMode); err != nil {
 		return nil, err
 	}
 	return &CA{Cert: cert, Key: key, CertPEM: certPEM}, nil

@@ -21,10 +21,10 @@ const (
 	secretMode os.FileMode = 0o600
 )
 
-// writeFileAtomic writes data to path via a temporary file in the same
+// WriteFileAtomic writes data to path via a temporary file in the same
 // directory and a rename, so a reader (or a crash) sees the old file or the
 // new one, never a torn one. The mode is set before any data is written.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -59,10 +60,10 @@ func (ca *CA) EnsureServing(dir, name string, hosts []string) (tls.Certificate, 
 	}
 	// Key first: a crash in between leaves a new key with the old
 	// certificate, which reusable rejects as a mismatched pair next time.
-	if err := writeFileAtomic(keyPath, keyPEM, secretMode); err != nil {
+	if err := WriteFileAtomic(keyPath, keyPEM, secretMode); err != nil {
 		return tls.Certificate{}, err
 	}
-	if err := writeFileAtomic(certPath, certPEM, certMode); err != nil {
+	if err := WriteFileAtomic(certPath, certPEM, certMode); err != nil {
 		return tls.Certificate{}, err
 	}
 	return keyPair(certPEM, keyPEM)
@@ -144,9 +145,23 @@ func (ca *CA) issue(subject pkix.Name, ips []net.IP, dnsNames []string, usage []
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate key: %w", err)
 	}
-	serial, err := newSerial()
+	certPEM, err = ca.sign(key.Public(), subject, ips, dnsNames, usage, validity)
 	if err != nil {
 		return nil, nil, err
+	}
+	keyPEM, err = encodeKeyPEM(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return certPEM, keyPEM, nil
+}
+
+// sign issues a leaf certificate for pub signed by ca. A CSR's public key
+// comes here too (csr.go), so the agent's private key never leaves it.
+func (ca *CA) sign(pub crypto.PublicKey, subject pkix.Name, ips []net.IP, dnsNames []string, usage []x509.ExtKeyUsage, validity time.Duration) ([]byte, error) {
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
 	}
 	now := time.Now()
 	notAfter := now.Add(validity)
@@ -164,15 +179,11 @@ func (ca *CA) issue(subject pkix.Name, ips []net.IP, dnsNames []string, usage []
 		IPAddresses:           ips,
 		DNSNames:              dnsNames,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sign certificate for %q: %w", subject.CommonName, err)
+		return nil, fmt.Errorf("sign certificate for %q: %w", subject.CommonName, err)
 	}
-	keyPEM, err = encodeKeyPEM(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return encodeCertPEM(der), keyPEM, nil
+	return encodeCertPEM(der), nil
 }
 
 // parseHosts splits hosts into IP and DNS SANs, dropping duplicates.

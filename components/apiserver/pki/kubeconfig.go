@@ -56,5 +56,5 @@ func WriteKubeconfig(path, serverURL string, caPEM []byte, user, token string) e
 	if err := ensureDir(filepath.Dir(path)); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, data, secretMode)
+	return WriteFileAtomic(path, data, secretMode)
 }

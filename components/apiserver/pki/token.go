@@ -28,7 +28,7 @@ func EnsureToken(path string) (string, error) {
 		if token == "" {
 			return "", fmt.Errorf("%s: empty token file; remove it to generate a new token", path)
 		}
-		if strings.IndexFunc(token, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
+		if !HeaderSafe(token) {
 			return "", fmt.Errorf("%s: token contains whitespace, control or non-ASCII characters", path)
 		}
 		return token, nil
@@ -44,8 +44,14 @@ func EnsureToken(path string) (string, error) {
 	if err := ensureDir(filepath.Dir(path)); err != nil {
 		return "", err
 	}
-	if err := writeFileAtomic(path, []byte(token+"\n"), secretMode); err != nil {
+	if err := WriteFileAtomic(path, []byte(token+"\n"), secretMode); err != nil {
 		return "", err
 	}
 	return token, nil
+}
+
+// HeaderSafe reports whether token can go in an Authorization header as
+// is: no whitespace, control or non-ASCII characters.
+func HeaderSafe(token string) bool {
+	return strings.IndexFunc(token, func(r rune) bool { return r <= ' ' || r >= 0x7f }) < 0
 }

@@ -19,6 +19,9 @@ import (
 const (
 	DefaultNamespace  = "kiln"
 	DefaultBridgeName = "kiln0"
+	// DefaultClusterCIDR is the range of every node's pod CIDR, as
+	// k3s's cluster-cidr.
+	DefaultClusterCIDR = "10.42.0.0/16"
 	// DefaultCNIBinDir is where Debian's containernetworking-plugins
 	// installs the plugins; DefaultCNIBinDirFallback is the upstream
 	// location, used when the first has no bridge plugin.
@@ -57,6 +60,11 @@ type Config struct {
 	CNIConfDir string
 	// BridgeName is the pod network's Linux bridge (15 bytes at most).
 	BridgeName string
+	// ClusterCIDR holds every node's pod CIDR: pod traffic to it (pods on
+	// other nodes, reached over host-gw routes) keeps its source address;
+	// only what leaves the cluster is masqueraded. Default
+	// DefaultClusterCIDR.
+	ClusterCIDR string
 	// NodeIP is the IP reported for host-network sandboxes; default the
 	// address of the interface that holds the default route.
 	NodeIP string
@@ -119,6 +127,14 @@ func (c *Config) setDefaults() error {
 	if len(c.BridgeName) > 15 {
 		return fmt.Errorf("BridgeName: %q is longer than 15 bytes", c.BridgeName)
 	}
+	if c.ClusterCIDR == "" {
+		c.ClusterCIDR = DefaultClusterCIDR
+	}
+	ip, ipnet, err := net.ParseCIDR(c.ClusterCIDR)
+	if err != nil || ip.To4() == nil {
+		return fmt.Errorf("ClusterCIDR: %q is not an IPv4 CIDR", c.ClusterCIDR)
+	}
+	c.ClusterCIDR = ipnet.String()
 	if c.NodeIP != "" && net.ParseIP(c.NodeIP) == nil {
 		return fmt.Errorf("NodeIP: %q is not an IP address", c.NodeIP)
 	}

@@ -11,9 +11,11 @@ import (
 	"github.com/coreos/go-iptables/iptables"
 )
 
-// Pods reach beyond the node with the node's address: one nat chain per
-// bridge, jumped to from POSTROUTING, masquerades what leaves the pod CIDR
-// (and is not multicast). It replaces the bridge plugin's ipMasq, which
+// Pods reach beyond the cluster with the node's address: one nat chain per
+// bridge, jumped to from POSTROUTING, masquerades what this node's pods
+// send outside the cluster CIDR (and is not multicast). Pods on other
+// nodes, reached over host-gw routes, see the sender's own pod IP, as
+// Kubernetes' network model requires (and NetworkPolicy would need). It replaces the bridge plugin's ipMasq, which
 // makes a chain and several rules per pod (see network.go).
 
 // masqChain is the nat chain of this runtime's bridge.
@@ -36,7 +38,10 @@ func (r *Runtime) ensureMasquerade(cidr string) error {
 	}
 	for _, rule := range [][]string{
 		{"!", "-s", cidr, "-j", "RETURN"},
+		// The pod CIDR too, in case a misconfigured one lies outside the
+		// cluster CIDR: a node's own pods never see each other masqueraded.
 		{"-d", cidr, "-j", "RETURN"},
+		{"-d", r.cfg.ClusterCIDR, "-j", "RETURN"},
 		{"-d", "224.0.0.0/4", "-j", "RETURN"},
 		{"-j", "MASQUERADE"},
 	} {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -51,6 +52,12 @@ func TestRuntime_Conformance(t *testing.T) {
 		}
 		if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); err != nil || strings.TrimSpace(string(b)) != "1" {
 			t.Fatalf("ip_forward = %q, %v", b, err)
+		}
+		// Pods of other nodes (the cluster CIDR) see pod IPs, not the
+		// node's: only traffic leaving the cluster is masqueraded.
+		out, err := exec.Command("iptables", "-w", "-t", "nat", "-S", n.rt.masqChain()).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "-d "+n.rt.cfg.ClusterCIDR+" -j RETURN") {
+			t.Fatalf("masquerade chain without a RETURN for the cluster CIDR %s: %v\n%s", n.rt.cfg.ClusterCIDR, err, out)
 		}
 	})
 

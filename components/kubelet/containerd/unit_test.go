@@ -81,7 +81,7 @@ func TestConfig_defaults(t *testing.T) {
 	p := short.paths()
 	if p.address != "/var/lib/kiln/containerd/containerd.sock" || short.ImagesDir != "/var/lib/kiln/images" ||
 		short.Namespace != DefaultNamespace || short.BridgeName != DefaultBridgeName ||
-		short.CNIConfDir != "/var/lib/kiln/containerd/cni/net.d" {
+		short.CNIConfDir != "/var/lib/kiln/containerd/cni/net.d" || short.ClusterCIDR != DefaultClusterCIDR {
 		t.Fatalf("defaults: %+v %+v", short, p)
 	}
 	deep := Config{RootDir: "/tmp/" + strings.Repeat("d", 100)}
@@ -98,7 +98,8 @@ func TestConfig_defaults(t *testing.T) {
 	if a := ext.paths().address; a != "/run/containerd/containerd.sock" {
 		t.Fatalf("endpoint address %q", a)
 	}
-	for _, bad := range []Config{{}, {RootDir: "/x", BridgeName: "a-bridge-name-too-long"}, {RootDir: "/x", NodeIP: "nope"}, {RootDir: "/x", Namespace: "no/slash"}} {
+	for _, bad := range []Config{{}, {RootDir: "/x", BridgeName: "a-bridge-name-too-long"}, {RootDir: "/x", NodeIP: "nope"}, {RootDir: "/x", Namespace: "no/slash"},
+		{RootDir: "/x", ClusterCIDR: "10.42.0.0"}, {RootDir: "/x", ClusterCIDR: "fd00::/64"}} {
 		if err := bad.setDefaults(); err == nil {
 			t.Fatalf("setDefaults(%+v) accepted", bad)
 		}

@@ -1,0 +1,89 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// serversPrefix holds one key per running API server, its URL, under a
+// lease the server keeps alive: the list agents are given to fail over
+// between, as kube-apiserver keeps /registry/masterleases/.
+const serversPrefix = "/kiln/servers/"
+
+// DefaultServerTTL is how long a server stays listed after it stops
+// renewing (it died without deregistering).
+const DefaultServerTTL = 15 * time.Second
+
+// RegisterServer lists url among the running servers (Servers) until ctx
+// is done, then removes it. The entry lives under a lease of ttl (0 means
+// DefaultServerTTL) that is kept alive while this process runs, so a
+// server that dies drops out of the list by itself within ttl. A lost
+// lease (the datastore was unreachable for longer than ttl) is granted
+// again. It blocks; call it after Ready. It returns nil when ctx ends.
+func (s *Store) RegisterServer(ctx context.Context, url string, ttl time.Duration) error {
+	if ttl <= 0 {
+		ttl = DefaultServerTTL
+	}
+	cli := s.Client()
+	key := serversPrefix + url
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	for ctx.Err() == nil {
+		if err := s.keepListed(ctx, cli, key, url, ttl); err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Warn("server registration lost; registering again", "url", url, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-retry.C:
+		}
+	}
+	// Deregister on a clean stop, so agents stop trying this server at
+	// once rather than after ttl.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_, _ = cli.Delete(dctx, key)
+	return nil
+}
+
+// keepListed puts key under a fresh lease and keeps the lease alive until
+// ctx ends or the lease is lost.
+func (s *Store) keepListed(ctx context.Context, cli *clientv3.Client, key, url string, ttl time.Duration) error {
+	grant, err := cli.Grant(ctx, int64(ttl/time.Second))
+	if err != nil {
+		return fmt.Errorf("grant: %w", mapErr(err))
+	}
+	if _, err := cli.Put(ctx, key, url, clientv3.WithLease(grant.ID)); err != nil {
+		return fmt.Errorf("put: %w", mapErr(err))
+	}
+	alive, err := cli.KeepAlive(ctx, grant.ID)
+	if err != nil {
+		return fmt.Errorf("keepalive: %w", mapErr(err))
+	}
+	for range alive {
+	}
+	// The channel closes when ctx ends or the lease cannot be renewed.
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("lease %x expired", grant.ID)
+}
+
+// Servers returns the URLs of the servers currently registered with
+// RegisterServer, sorted.
+func (s *Store) Servers(ctx context.Context) ([]string, error) {
+	resp, err := s.kvAPI().Get(ctx, serversPrefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	urls := make([]string, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		urls = append(urls, strings.TrimPrefix(string(kv.Key), serversPrefix))
+	}
+	slices.Sort(urls)
+	return urls, nil
+}
