@@ -901,23 +901,34 @@ func TestInformer_apiserverRestartAndCompaction_converges(t *testing.T) {
 		return wcMapsEqual(wcCacheState(inf), server)
 	})
 	// The handler's view: apply its calls in order; it must end at the
-	// server's state, and no object's RV may go backwards.
-	view := map[string]string{}
+	// server's state, and no object's RV may go backwards. Handlers run
+	// after the cache is updated, so the view may lag it a little.
+	viewOf := func(calls []wcSeen) map[string]string {
+		view := map[string]string{}
+		for _, s := range calls {
+			if s.op.typ == watch.Deleted {
+				delete(view, s.op.name)
+			} else {
+				view[s.op.name] = s.op.rv
+			}
+		}
+		return view
+	}
+	var calls []wcSeen
+	deadline := time.Now().Add(wcDeadline)
+	for calls = h.snapshot(); !wcMapsEqual(viewOf(calls), server); calls = h.snapshot() {
+		if time.Now().After(deadline) {
+			t.Fatalf("handler's final view differs from the server:\nview   %v\nserver %v", viewOf(calls), server)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	last := map[string]int64{}
-	for _, s := range h.snapshot() {
+	for _, s := range calls {
 		rv := wcRV(t, s.op.rv)
 		if rv < last[s.op.name] {
 			t.Errorf("handler saw %s go back from RV %d to %d", s.op.name, last[s.op.name], rv)
 		}
 		last[s.op.name] = rv
-		if s.op.typ == watch.Deleted {
-			delete(view, s.op.name)
-		} else {
-			view[s.op.name] = s.op.rv
-		}
-	}
-	if !wcMapsEqual(view, server) {
-		t.Fatalf("handler's final view differs from the server:\nview   %v\nserver %v", view, server)
 	}
 	t.Logf("converged on %d pods after %d handler calls", len(server), len(h.snapshot()))
 }
