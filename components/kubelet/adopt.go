@@ -67,7 +67,7 @@ func (k *Kubelet) removeOrphans(ctx context.Context, pods []corev1.Pod) error {
 	entries, _ := os.ReadDir(filepath.Join(k.cfg.RootDir, "pods"))
 	for _, e := range entries {
 		if uid := types.UID(e.Name()); e.IsDir() && !live[uid] && orphans[uid] == nil {
-			if err := os.RemoveAll(k.podDir(uid)); err != nil {
+			if err := removePodDir(k.podDir(uid)); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -7,11 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kiln.dev/kiln/components/kubelet/runtime"
+	"kiln.dev/kiln/components/testenv"
 )
 
 // running waits for the pod's container to run and returns the
@@ -336,5 +338,62 @@ func TestKubelet_volumes_filesAndMounts(t *testing.T) {
 	})
 	if len(names) != 4 || !slices.Contains(names, "..data") { // ..<timestamp>, ..data, app.conf, index.html
 		t.Errorf("volume directory holds %v, want one timestamped dir, ..data and two links", names)
+	}
+}
+
+// An emptyDir of medium Memory is a tmpfs of its sizeLimit, as in
+// Kubernetes, and is unmounted when the pod goes.
+func TestKubelet_volumes_emptyDirMemoryIsTmpfs(t *testing.T) {
+	testenv.Require(t, "root (tmpfs mounts)", os.Geteuid() == 0)
+	c := startCluster(t)
+	n := simNode(t, c, "node-tmpfs")
+	p := newPod("shm", n.name, nil, corev1.Container{
+		Name: "app", Image: "example.com/app:v1",
+		VolumeMounts: []corev1.VolumeMount{{Name: "cache", MountPath: "/cache"}},
+	})
+	limit := resource.MustParse("8Mi")
+	p.Spec.Volumes = []corev1.Volume{{Name: "cache", VolumeSource: corev1.VolumeSource{
+		EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &limit}}}}
+	pod := c.createPod(t, p)
+	cfg := running(t, c, n, pod, "app")
+	var dir string
+	for _, m := range cfg.Mounts {
+		if m.ContainerPath == "/cache" {
+			dir = m.HostPath
+		}
+	}
+	if dir == "" {
+		t.Fatalf("no mount at /cache: %+v", cfg.Mounts)
+	}
+	// Should the test stop early, the temp dir must still come off.
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type != unix.TMPFS_MAGIC {
+		t.Fatalf("%s is filesystem type %#x, want tmpfs", dir, st.Type)
+	}
+	if size := int64(st.Blocks) * st.Bsize; size != 8<<20 {
+		t.Errorf("tmpfs size %d bytes, want the sizeLimit 8Mi", size)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := c.Clientset.CoreV1().Pods(ns).Delete(t.Context(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))}); err != nil {
+		t.Fatal(err)
+	}
+	podDir := filepath.Join(n.dir, "pods", string(pod.UID))
+	eventually(t, "pod directory removed", func() bool {
+		_, err := os.Stat(podDir)
+		return os.IsNotExist(err)
+	})
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(mi), podDir) {
+		t.Errorf("a mount under %s is left after the pod was removed", podDir)
 	}
 }

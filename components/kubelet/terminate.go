@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -169,7 +168,7 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID, pr *podRuntime) 
 		}
 	}
 	k.probes.stopPod(uid)
-	if err := os.RemoveAll(k.podDir(uid)); err != nil {
+	if err := removePodDir(k.podDir(uid)); err != nil {
 		return fmt.Errorf("remove pod directory: %w", err)
 	}
 	return nil

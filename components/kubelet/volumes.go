@@ -69,6 +69,9 @@ func (k *Kubelet) writeVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 	dir, _ := k.volumePath(pod, v)
 	s := v.VolumeSource
 	if s.EmptyDir != nil {
+		if s.EmptyDir.Medium == corev1.StorageMediumMemory {
+			return mountTmpfs(dir, s.EmptyDir.SizeLimit)
+		}
 		if err := os.MkdirAll(dir, 0o777); err != nil {
 			return err
 		}
