@@ -89,6 +89,19 @@ func TestDemo_makeRun(t *testing.T) {
 		)
 	})
 
+	step("kubectl exec reaches a container of the Deployment", func(t *testing.T) {
+		// The README's line: through kiln's API server to its kubelet.
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, testenv.Kubectl(t), "--kubeconfig", filepath.Join(d.dataDir, "admin.kubeconfig"),
+			"exec", "-n", "demo", "deploy/web", "--", "/demo-web", "env")
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "GREETING=") {
+			t.Fatalf("kubectl exec -n demo deploy/web -- /demo-web env: %v\n%s", err, out)
+		}
+	})
+
 	step("a Service without endpoints refuses connections", func(t *testing.T) {
 		d.writeFile("app/nobody.yaml", demoNobodyService)
 		nobody := d.waitService("nobody")

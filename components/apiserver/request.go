@@ -69,10 +69,21 @@ func parseResourcePath(r *http.Request) (requestInfo, bool) {
 		}
 	}
 	ri.verb = verbFor(r, ri.name != "")
+	if ri.verb == "get" && isStreamSubresource(ri.subresource) {
+		// A WebSocket exec is a GET, but it acts like the POST of SPDY:
+		// kube-apiserver authorizes both as create.
+		ri.verb = "create"
+	}
 	if ri.verb == "list" || ri.verb == "watch" {
 		ri.fieldSelector = r.URL.Query().Get("fieldSelector")
 	}
 	return ri, true
+}
+
+// isStreamSubresource reports the pod subresources that open a stream
+// into a container.
+func isStreamSubresource(sub string) bool {
+	return sub == "exec" || sub == "attach" || sub == "portforward"
 }
 
 func verbFor(r *http.Request, named bool) string {

@@ -50,6 +50,10 @@ func TestServer_builtinRoles(t *testing.T) {
 			_, err := viewer.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c"}}, metav1.CreateOptions{})
 			return err
 		}, apierrors.IsForbidden},
+		{"viewer cannot exec into a pod (a WebSocket exec is a GET)", func() error {
+			return viewer.CoreV1().RESTClient().Get().Namespace("default").Resource("pods").Name("p").SubResource("exec").
+				Param("command", "id").Param("stdout", "true").Do(ctx).Error()
+		}, apierrors.IsForbidden},
 		{"pusher cannot list pods", func() error { _, err := pusher.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); return err }, apierrors.IsForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

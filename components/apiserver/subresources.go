@@ -45,6 +45,8 @@ func (s *Server) handleSubresource(w http.ResponseWriter, r *http.Request, res *
 		s.handleBinding(w, r, ri.namespace, ri.name)
 	case res.Group == "" && res.Name == "pods" && ri.subresource == "log":
 		s.handleLog(w, r, ri)
+	case res.Group == "" && res.Name == "pods" && ri.subresource == "exec":
+		s.handleExec(w, r, ri)
 	case res.Group == "" && res.Name == "namespaces" && ri.subresource == "finalize":
 		s.handleFinalize(w, r, res, ri)
 	default:
@@ -215,50 +217,11 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request, res *res
 func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, ri requestInfo) {
 	ctx := r.Context()
 	pods := s.byGVR[gvrKey{"", "v1", "pods"}]
-	kv, err := s.store.Get(ctx, pods.key(ri.namespace, ri.name))
-	if err != nil {
-		writeError(w, storeError(err, pods.gr, ri.name))
-		return
-	}
-	obj, err := pods.decodeStored(kv)
+	pod, target, err := s.kubeletTarget(ctx, ri, r.URL.Query(), "containerLogs", nil)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	pod := obj.(*corev1.Pod)
-	q := r.URL.Query()
-	container := q.Get("container")
-	if container == "" {
-		if len(pod.Spec.Containers) != 1 {
-			names := make([]string, len(pod.Spec.Containers))
-			for i, c := range pod.Spec.Containers {
-				names[i] = c.Name
-			}
-			writeError(w, badRequest("a container name must be specified for pod %s, choose one of: %v", pod.Name, names))
-			return
-		}
-		container = pod.Spec.Containers[0].Name
-	}
-	if !hasContainer(pod, container) {
-		writeError(w, badRequest("container %s is not valid for pod %s", container, pod.Name))
-		return
-	}
-	if pod.Spec.NodeName == "" {
-		writeError(w, badRequest("container %q in pod %q is waiting to start: the pod is not scheduled yet", container, pod.Name))
-		return
-	}
-	target, err := s.kubeletURL(ctx, pod.Spec.NodeName)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if s.cfg.KubeletClient == nil {
-		writeError(w, apierrors.NewServiceUnavailable("no kubelet client is configured"))
-		return
-	}
-	q.Del("container")
-	target.Path = fmt.Sprintf("/containerLogs/%s/%s/%s", pod.Namespace, pod.Name, container)
-	target.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {
 		writeError(w, err)
@@ -293,6 +256,65 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, ri requestInf
 			return
 		}
 	}
+}
+
+// kubeletTarget reads the pod a log or exec request names and returns the
+// URL of that container's endpoint on its kubelet: /<endpoint>/<ns>/<pod>/
+// <container>, with the request's query but its container parameter.
+// check, when set, may refuse the pod first.
+func (s *Server) kubeletTarget(ctx context.Context, ri requestInfo, q url.Values, endpoint string, check func(*corev1.Pod) error) (*corev1.Pod, *url.URL, error) {
+	pods := s.byGVR[gvrKey{"", "v1", "pods"}]
+	kv, err := s.store.Get(ctx, pods.key(ri.namespace, ri.name))
+	if err != nil {
+		return nil, nil, storeError(err, pods.gr, ri.name)
+	}
+	obj, err := pods.decodeStored(kv)
+	if err != nil {
+		return nil, nil, err
+	}
+	pod := obj.(*corev1.Pod)
+	if check != nil {
+		if err := check(pod); err != nil {
+			return nil, nil, err
+		}
+	}
+	container, err := podContainer(pod, q.Get("container"))
+	if err != nil {
+		return nil, nil, err
+	}
+	target, err := s.kubeletURL(ctx, pod.Spec.NodeName)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.cfg.KubeletClient == nil {
+		return nil, nil, apierrors.NewServiceUnavailable("no kubelet client is configured")
+	}
+	q.Del("container")
+	target.Path = fmt.Sprintf("/%s/%s/%s/%s", endpoint, pod.Namespace, pod.Name, container)
+	target.RawQuery = q.Encode()
+	return pod, target, nil
+}
+
+// podContainer is the container a log or exec request names, or the
+// pod's only one; an error says which to choose.
+func podContainer(pod *corev1.Pod, container string) (string, error) {
+	if container == "" {
+		if len(pod.Spec.Containers) != 1 {
+			names := make([]string, len(pod.Spec.Containers))
+			for i, c := range pod.Spec.Containers {
+				names[i] = c.Name
+			}
+			return "", badRequest("a container name must be specified for pod %s, choose one of: %v", pod.Name, names)
+		}
+		container = pod.Spec.Containers[0].Name
+	}
+	if !hasContainer(pod, container) {
+		return "", badRequest("container %s is not valid for pod %s", container, pod.Name)
+	}
+	if pod.Spec.NodeName == "" {
+		return "", badRequest("container %q in pod %q is waiting to start: the pod is not scheduled yet", container, pod.Name)
+	}
+	return container, nil
 }
 
 func hasContainer(pod *corev1.Pod, name string) bool {

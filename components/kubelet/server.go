@@ -31,7 +31,8 @@ const (
 )
 
 // newServer builds the kubelet's HTTPS server: /healthz, open to all,
-// and /containerLogs/..., for authenticated and authorized callers.
+// and /containerLogs/... and /exec/..., for authenticated and authorized
+// callers.
 func (k *Kubelet) newServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -39,6 +40,9 @@ func (k *Kubelet) newServer() *http.Server {
 		_, _ = w.Write([]byte("ok"))
 	})
 	mux.Handle("GET /containerLogs/{namespace}/{pod}/{container}", k.auth.wrap(http.HandlerFunc(k.handleContainerLogs)))
+	// kubectl exec's WebSocket is a GET; SPDY clients POST.
+	mux.Handle("GET /exec/{namespace}/{pod}/{container}", k.auth.wrap(http.HandlerFunc(k.handleExec)))
+	mux.Handle("POST /exec/{namespace}/{pod}/{container}", k.auth.wrap(http.HandlerFunc(k.handleExec)))
 	return &http.Server{
 		Handler:           mux,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*k.cfg.TLS}, MinVersion: tls.VersionTLS12},
@@ -213,19 +217,8 @@ func (k *Kubelet) handleContainerLogs(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	obj, ok, _ := k.podInformer.GetIndexer().GetByKey(ns + "/" + name)
+	pod, pr, ok := k.servedPod(w, r)
 	if !ok {
-		http.Error(w, fmt.Sprintf("pod %s/%s not found", ns, name), http.StatusNotFound)
-		return
-	}
-	pod := obj.(*corev1.Pod)
-	if findContainer(pod, container) == nil {
-		http.Error(w, fmt.Sprintf("container %s is not valid for pod %s", container, name), http.StatusNotFound)
-		return
-	}
-	pr, err := k.inspect(r.Context(), pod.UID)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	target := pr.latest(container)
@@ -259,4 +252,26 @@ func (k *Kubelet) handleContainerLogs(w http.ResponseWriter, r *http.Request) {
 	if err := serveLog(r.Context(), w, path, lr, running); err != nil && !errors.Is(err, context.Canceled) {
 		k.log.Debug("serving log", logKeyPod, ns+"/"+name, logKeyContainer, container, logKeyError, err)
 	}
+}
+
+// servedPod finds the pod and container a request's path names and what
+// the runtime holds of it; it answers the request itself when it cannot.
+func (k *Kubelet) servedPod(w http.ResponseWriter, r *http.Request) (*corev1.Pod, *podRuntime, bool) {
+	ns, name, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
+	obj, ok, _ := k.podInformer.GetIndexer().GetByKey(ns + "/" + name)
+	if !ok {
+		http.Error(w, fmt.Sprintf("pod %s/%s not found", ns, name), http.StatusNotFound)
+		return nil, nil, false
+	}
+	pod := obj.(*corev1.Pod)
+	if findContainer(pod, container) == nil {
+		http.Error(w, fmt.Sprintf("container %s is not valid for pod %s", container, name), http.StatusNotFound)
+		return nil, nil, false
+	}
+	pr, err := k.inspect(r.Context(), pod.UID)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return nil, nil, false
+	}
+	return pod, pr, true
 }

@@ -17,7 +17,7 @@
 //	demo-web hang                    ignore SIGTERM and sleep until killed (grace period expiry)
 //	demo-web id                      print uid, gid, working dir and hostname
 //	demo-web env                     print the environment, one VAR=value a line
-//	demo-web cat FILE...             print files (mounted ConfigMaps and Secrets)
+//	demo-web cat [FILE...]           print files (mounted ConfigMaps and Secrets), or stdin
 //	demo-web write FILE TEXT         write TEXT to FILE (init containers filling an emptyDir)
 //
 // The HTTP server also allocates on request: GET /alloc?mb=N touches N MiB
@@ -299,6 +299,11 @@ func sleep(args []string) error {
 }
 
 func cat(args []string) error {
+	if len(args) == 0 {
+		// Like cat(1): stdin to stdout, for kubectl exec -i.
+		_, err := io.Copy(os.Stdout, os.Stdin)
+		return err
+	}
 	for _, f := range args {
 		b, err := os.ReadFile(f)
 		if err != nil {

@@ -30,6 +30,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
 
 	"kiln.dev/kiln/components/apiserver/pki"
 	"kiln.dev/kiln/components/internal/imagebuild"
@@ -629,6 +631,61 @@ func TestKubelet_E2E(t *testing.T) {
 		}
 		if _, err := time.Parse(time.RFC3339Nano, strings.Fields(out + " x")[0]); err != nil {
 			t.Errorf("kubectl logs --timestamps: no timestamp in %q", out)
+		}
+	})
+
+	t.Run("KubectlExec", func(t *testing.T) {
+		hist.wait(t, "web", "Running", e2eWait, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		// kubectl exec over its default WebSocket, through the API
+		// server's proxy to the kubelet: output, exit codes, stdin to EOF
+		// and stderr on its own stream.
+		out, err := n.kubectl(t, "exec", "web", "--", "/demo-web", "id")
+		if err != nil || !strings.HasPrefix(out, "uid=0 gid=0 ") {
+			t.Errorf("kubectl exec web -- /demo-web id = %q, %v", out, err)
+		}
+		run := func(stdin string, args ...string) (string, string, int) {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, testenv.Kubectl(t), append([]string{"--kubeconfig", n.kubeconfig}, args...)...)
+			cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+			cmd.Stdin = strings.NewReader(stdin)
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if err != nil && !errors.As(err, &ee) {
+				t.Fatalf("kubectl %v: %v", args, err)
+			}
+			return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+		}
+		if o, e, code := run("line one\nline two\n", "exec", "-i", "web", "--", "/demo-web", "cat"); o != "line one\nline two\n" || code != 0 {
+			t.Errorf("kubectl exec -i web -- cat: stdout %q, stderr %q, exit %d; want stdin echoed and 0", o, e, code)
+		}
+		if o, e, code := run("", "exec", "web", "--", "/demo-web", "exit", "3"); code != 3 || !strings.Contains(e, "command terminated with exit code 3") {
+			t.Errorf("kubectl exec web -- exit 3: stdout %q, stderr %q, exit %d; want exit code 3", o, e, code)
+		}
+		if o, e, code := run("", "exec", "web", "--", "/demo-web", "cat", "/no/such/file"); code != 1 || o != "" || !strings.Contains(e, "no such file") {
+			t.Errorf("kubectl exec web -- cat /no/such/file: stdout %q, stderr %q, exit %d; want the error on stderr and 1", o, e, code)
+		}
+		if o, e, code := run("", "exec", "web", "-c", "nope", "--", "/demo-web", "id"); code == 0 || !strings.Contains(e, "container nope is not valid for pod web") {
+			t.Errorf("kubectl exec -c nope: stdout %q, stderr %q, exit %d; want the container refused", o, e, code)
+		}
+
+		// With a terminal (client-go's WebSocket executor, as kubectl
+		// exec -t uses it): one output stream, with the terminal's CRLF.
+		u := n.env.Clientset.CoreV1().RESTClient().Post().Resource("pods").Namespace(metav1.NamespaceDefault).Name("web").SubResource("exec").
+			VersionedParams(&corev1.PodExecOptions{Container: "web", Command: []string{"/demo-web", "id"}, Stdout: true, TTY: true}, scheme.ParameterCodec).URL()
+		ex, err := remotecommand.NewWebSocketExecutor(n.env.RESTConfig, "GET", u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tty strings.Builder
+		if err := ex.StreamWithContext(t.Context(), remotecommand.StreamOptions{Stdout: &tty, Tty: true}); err != nil {
+			t.Fatalf("exec with a TTY: %v", err)
+		}
+		if got := tty.String(); !strings.HasPrefix(got, "uid=0") || !strings.HasSuffix(got, "\r\n") {
+			t.Errorf("exec with a TTY printed %q, want the id line ending in CRLF", got)
 		}
 	})
 

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"syscall"
 	"time"
 
+	ctrd "github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/oci"
 
 	"kiln.dev/kiln/components/kubelet/runtime"
 )
@@ -22,40 +25,41 @@ const maxExecOutput = 1 << 20
 // process does (user, env, cwd, namespaces); after timeout it is killed
 // and ErrExecTimeout returned.
 func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) ([]byte, []byte, int, error) {
-	c, err := r.getClient()
+	var stdout, stderr cappedBuffer
+	code, err := r.runExec(ctx, id, execRun{cmd: cmd, timeout: timeout,
+		streams: []cio.Opt{cio.WithStreams(nil, &stdout, &stderr)}})
+	// runExec returns once the output has been copied.
+	return stdout.Bytes(), stderr.Bytes(), code, err
+}
+
+// execRun is one exec's command, streams and limits.
+type execRun struct {
+	cmd     []string
+	tty     bool
+	streams []cio.Opt
+	// timeout kills the command after that long (0: no limit).
+	timeout time.Duration
+	// started, when set, runs once the command has started, with the
+	// process; resize and stdin closing need it.
+	started func(ctrd.Process)
+}
+
+// runExec runs x in container id as the container's process runs (user,
+// env, cwd, namespaces) and waits for it to exit, for its timeout, or for
+// ctx, when it is killed. It returns after the process is deleted, which
+// waits for its output to be copied.
+func (r *Runtime) runExec(ctx context.Context, id string, x execRun) (int, error) {
+	task, spec, err := r.execTarget(ctx, id, x.cmd)
 	if err != nil {
-		return nil, nil, 0, err
-	}
-	if len(cmd) == 0 {
-		return nil, nil, 0, fmt.Errorf("exec in %s: empty command", id)
-	}
-	ct, err := c.LoadContainer(ctx, id)
-	if errdefs.IsNotFound(err) {
-		return nil, nil, 0, fmt.Errorf("container %q: %w", id, runtime.ErrNotFound)
-	}
-	if err != nil {
-		return nil, nil, 0, fmt.Errorf("load container %s: %w", id, err)
-	}
-	task, err := ct.Task(ctx, nil)
-	if errdefs.IsNotFound(err) {
-		return nil, nil, 0, fmt.Errorf("exec in %s: container is not running", id)
-	}
-	if err != nil {
-		return nil, nil, 0, fmt.Errorf("task of %s: %w", id, err)
-	}
-	spec, err := ct.Spec(ctx)
-	if err != nil {
-		return nil, nil, 0, fmt.Errorf("spec of %s: %w", id, err)
+		return 0, err
 	}
 	pspec := *spec.Process
-	pspec.Args = cmd
-	pspec.Terminal = false
-
-	var stdout, stderr cappedBuffer
+	pspec.Args = x.cmd
+	pspec.Terminal = x.tty
 	execID := "exec-" + newID()[:16]
-	proc, err := task.Exec(ctx, execID, &pspec, cio.NewCreator(cio.WithStreams(nil, &stdout, &stderr), cio.WithFIFODir(r.p.exec)))
+	proc, err := task.Exec(ctx, execID, &pspec, cio.NewCreator(append(x.streams, cio.WithFIFODir(r.p.exec))...))
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("exec in %s: %w", id, err)
+		return 0, fmt.Errorf("exec in %s: %w", id, err)
 	}
 	// Cleanup must happen even when ctx is done: the exec process holds
 	// FIFOs and a slot in the shim.
@@ -69,14 +73,17 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	}()
 	statusc, err := proc.Wait(ctx)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("exec in %s: %w", id, err)
+		return 0, fmt.Errorf("exec in %s: %w", id, err)
 	}
 	if err := proc.Start(ctx); err != nil {
-		return nil, nil, 0, fmt.Errorf("exec %q in %s: %w", cmd[0], id, err)
+		return 0, fmt.Errorf("exec %q in %s: %w", x.cmd[0], id, err)
+	}
+	if x.started != nil {
+		x.started(proc)
 	}
 	var timer <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
+	if x.timeout > 0 {
+		t := time.NewTimer(x.timeout)
 		defer t.Stop()
 		timer = t.C
 	}
@@ -92,18 +99,17 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	case <-timer:
 		_ = proc.Kill(cctx, syscall.SIGKILL)
 		<-statusc
-		runErr = fmt.Errorf("%w after %s: %q in %s", ErrExecTimeout, timeout, cmd, id)
+		runErr = fmt.Errorf("%w after %s: %q in %s", ErrExecTimeout, x.timeout, x.cmd, id)
 	case <-ctx.Done():
 		_ = proc.Kill(cctx, syscall.SIGKILL)
 		<-statusc
 		runErr = ctx.Err()
 	}
-	// Delete waits for the output to be copied, so read the buffers after.
 	deleted = true
 	if _, err := proc.Delete(cctx); err != nil && runErr == nil && !errdefs.IsNotFound(err) {
 		runErr = fmt.Errorf("exec in %s: delete process: %w", id, err)
 	}
-	return stdout.Bytes(), stderr.Bytes(), code, runErr
+	return code, runErr
 }
 
 // cappedBuffer keeps the first maxExecOutput bytes written to it and
@@ -126,4 +132,97 @@ func (c *cappedBuffer) Bytes() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return bytes.Clone(c.b.Bytes())
+}
+
+// execTarget is the running task of container id and its spec, for an
+// exec of cmd.
+func (r *Runtime) execTarget(ctx context.Context, id string, cmd []string) (ctrd.Task, *oci.Spec, error) {
+	c, err := r.getClient()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(cmd) == 0 {
+		return nil, nil, fmt.Errorf("exec in %s: empty command", id)
+	}
+	ct, err := c.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("container %q: %w", id, runtime.ErrNotFound)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("load container %s: %w", id, err)
+	}
+	task, err := ct.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("exec in %s: container is not running", id)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("task of %s: %w", id, err)
+	}
+	spec, err := ct.Spec(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("spec of %s: %w", id, err)
+	}
+	return task, spec, nil
+}
+
+// Exec implements runtime.Runtime: the caller's streams (and a terminal
+// when asked) are attached through FIFOs.
+func (r *Runtime) Exec(ctx context.Context, id string, opts runtime.ExecOptions) (int, error) {
+	stderr := opts.Stderr
+	if opts.TTY {
+		stderr = nil // a terminal has one output
+	}
+	// The shim keeps the command's stdin open until told: the client's
+	// EOF must reach the command (cat, sh -c 'read x'), once it started.
+	started := make(chan ctrd.Process, 1)
+	var stdin io.Reader
+	if opts.Stdin != nil {
+		stdin = &eofReader{r: opts.Stdin, eof: func() {
+			select {
+			case proc := <-started:
+				_ = proc.CloseIO(context.WithoutCancel(ctx), ctrd.WithStdinCloser)
+			case <-ctx.Done():
+			}
+		}}
+	}
+	streams := []cio.Opt{cio.WithStreams(stdin, opts.Stdout, stderr)}
+	if opts.TTY {
+		streams = append(streams, cio.WithTerminal)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	return r.runExec(ctx, id, execRun{cmd: opts.Cmd, tty: opts.TTY, streams: streams, started: func(proc ctrd.Process) {
+		started <- proc
+		if !opts.TTY || opts.Resize == nil {
+			return
+		}
+		go func() {
+			for {
+				select {
+				case sz, ok := <-opts.Resize:
+					if !ok {
+						return
+					}
+					_ = proc.Resize(context.WithoutCancel(ctx), uint32(sz.Width), uint32(sz.Height))
+				case <-done:
+					return
+				}
+			}
+		}()
+	}})
+}
+
+// eofReader calls eof once when r is exhausted.
+type eofReader struct {
+	r    io.Reader
+	eof  func()
+	once sync.Once
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.once.Do(e.eof)
+	}
+	return n, err
 }

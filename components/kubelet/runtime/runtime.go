@@ -14,6 +14,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -86,6 +87,30 @@ type Runtime interface {
 	// timeout (exec probes, preStop hooks). A command that ran returns its
 	// exit code with a nil error; err is for failures to run it at all.
 	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (stdout, stderr []byte, exitCode int, err error)
+	// Exec runs a command in a running container with its streams
+	// attached (kubectl exec) until it exits or ctx is done, when it is
+	// killed. A command that ran returns its exit code with a nil error.
+	Exec(ctx context.Context, id string, opts ExecOptions) (exitCode int, err error)
+}
+
+// ExecOptions are the command and streams of an interactive exec.
+type ExecOptions struct {
+	Cmd []string
+	// TTY gives the command a terminal; its output then all goes to
+	// Stdout.
+	TTY bool
+	// Stdin, Stdout and Stderr are nil when not wanted. Stdin's EOF
+	// closes the command's stdin.
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Resize carries the terminal's size changes (TTY only).
+	Resize <-chan TerminalSize
+}
+
+// TerminalSize is a terminal's width and height in characters.
+type TerminalSize struct {
+	Width, Height uint16
 }
 
 // Status is the runtime's health, reported in the Node's Ready condition.

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/netip"
 	"os"
@@ -599,4 +600,26 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// Exec implements runtime.Runtime like ExecSync: it records the call,
+// writes "sim exec: CMD" and then whatever stdin holds to stdout (a
+// simulated container has no programs), and returns the exit code the
+// knobs set.
+func (r *Runtime) Exec(ctx context.Context, id string, opts runtime.ExecOptions) (int, error) {
+	out, _, code, err := r.ExecSync(ctx, id, opts.Cmd, 0)
+	if err != nil {
+		return 0, err
+	}
+	if opts.Stdout != nil {
+		if _, err := opts.Stdout.Write(out); err != nil {
+			return 0, err
+		}
+		if opts.Stdin != nil {
+			if _, err := io.Copy(opts.Stdout, opts.Stdin); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return code, nil
 }
