@@ -216,8 +216,8 @@ func TestHA_serverLoss(t *testing.T) {
 	token := haToken(t)
 	ctx := t.Context()
 
-	// A git source (hosted repositories live in each server's data dir,
-	// so they are not shared), polled every second.
+	// A git source, polled every second (TestHA_hostedPushToEitherServer
+	// has the hosted kind).
 	cfgFile := filepath.Join(t.TempDir(), "kiln.yaml")
 	cfgYAML := fmt.Sprintf("sources:\n- name: ha\n  kind: git\n  url: file://%s\n  ref: main\n  interval: 1s\n  namespace: ha\n", repo.bare)
 	if err := os.WriteFile(cfgFile, []byte(cfgYAML), 0o600); err != nil {

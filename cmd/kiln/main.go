@@ -262,11 +262,12 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 				return err
 			}
 			if len(hostedSrcs) > 0 {
-				h, err := newGitHandler(hostedSrcs, rec, rc, cfg, log)
+				h, err := newGitHandler(hostedSrcs, rec, rc, cfg, st, log)
 				if err != nil {
 					return err
 				}
 				gitHandler.set(h)
+				g.Go(func() error { h.Replicate(gctx); return nil })
 				log.Info("serving hosted repositories", "url", apiURL+gitserver.PathPrefix+"<source>.git", "sources", len(hostedSrcs))
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
+
 	"kiln.dev/kiln/sources"
 	"kiln.dev/kiln/sources/hosted/gitserver"
 )
@@ -71,12 +73,34 @@ type HandlerConfig struct {
 	MaxPushBytes int64
 	// Logger receives the git server's lines; nil means slog.Default().
 	Logger *slog.Logger
+	// Shared, when set, is the record of the repositories that all of a
+	// cluster's servers share: any of them takes a push, and the
+	// Handler's Replicate keeps each one's copy in step.
+	Shared gitserver.Shared
+}
+
+// Handler serves the hosted sources' repositories (an http.Handler to
+// mount at gitserver.PathPrefix) and follows their shared record.
+type Handler struct {
+	*gitserver.Server
+	srcs map[string]*Source
+}
+
+// Replicate keeps every repository in step with HandlerConfig.Shared
+// until ctx is done, and triggers a source whose branch another server
+// moved. Without Shared it returns at once.
+func (h *Handler) Replicate(ctx context.Context) {
+	h.Server.Replicate(ctx, func(repo string, ref plumbing.ReferenceName) {
+		if src := h.srcs[repo]; src != nil && ref == src.branch {
+			src.Trigger()
+		}
+	})
 }
 
 // NewHandler creates every source's repository if it does not exist, and
 // returns the git server of the sources, to mount at gitserver.PathPrefix
 // (/git/).
-func NewHandler(cfg HandlerConfig) (http.Handler, error) {
+func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if len(cfg.Sources) == 0 {
 		return nil, errors.New("hosted: no sources")
 	}
@@ -87,18 +111,24 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 		return nil, errors.New("hosted: pushWait must not be negative")
 	}
 	repos := map[string]gitserver.Repository{}
+	srcs := map[string]*Source{}
 	for _, s := range cfg.Sources {
 		if err := s.Init(); err != nil {
 			return nil, err
 		}
-		repos[s.cfg.Name] = gitserver.Repository{Dir: s.cfg.Dir, Hooks: &pushHooks{src: s, cfg: &cfg}}
+		repos[s.cfg.Name] = gitserver.Repository{Dir: s.cfg.Dir, Hooks: &pushHooks{src: s, cfg: &cfg}, Shared: cfg.Shared}
+		srcs[s.cfg.Name] = s
 	}
-	return gitserver.New(gitserver.Config{
+	srv, err := gitserver.New(gitserver.Config{
 		Repositories: repos,
 		Authorize:    cfg.Authorize,
 		MaxPushBytes: cfg.MaxPushBytes,
 		Logger:       cfg.Logger,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{Server: srv, srcs: srcs}, nil
 }
 
 // pushHooks are one source's gitserver.Hooks: a push to its branch is a

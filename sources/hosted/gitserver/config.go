@@ -49,6 +49,10 @@ type Repository struct {
 	// Hooks decide about and follow pushes; nil accepts every push, as a
 	// plain git remote does.
 	Hooks Hooks
+	// Shared, when set, is the record every server shares: pushes are
+	// recorded there before their refs move, and Replicate keeps Dir in
+	// step with it.
+	Shared Shared
 }
 
 // Hooks is what a push asks of the repository's owner. Every method gets

@@ -34,4 +34,7 @@ var (
 	// ErrAtomic refuses the other updates of an atomic push when one
 	// fails.
 	ErrAtomic = errors.New("atomic push failed")
+	// ErrShared refuses an update that could not be recorded in the
+	// shared record (the datastore did not answer): no server has it.
+	ErrShared = errors.New("cannot record the push; try again")
 )

@@ -1,6 +1,7 @@
 package gitserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -112,7 +113,22 @@ func (s *Server) receivePack(w http.ResponseWriter, r *http.Request, rp *repo, u
 		progress.write = out.band
 	}
 	results := make([]error, len(req.updates))
-	unpackErr := s.unpack(rp.Dir, req.updates, limitBody(pr.r, s.cfg.MaxPushBytes))
+	pack := limitBody(pr.r, s.cfg.MaxPushBytes)
+	var packCopy *os.File
+	if rp.Shared != nil {
+		// The pack goes to the shared record too, once a ref it brings
+		// is accepted; keep it meanwhile.
+		f, err := os.CreateTemp(rp.Dir, ".push-")
+		if err != nil {
+			http.Error(w, "cannot store the push", http.StatusInternalServerError)
+			return
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		packCopy = f
+		pack = io.TeeReader(pack, f)
+	}
+	unpackErr := s.unpack(rp.Dir, req.updates, pack)
 	if unpackErr != nil {
 		s.log.Warn("unpack push", logKeyRepo, rp.name, logKeyUser, user, logKeyErr, unpackErr)
 		for i := range results {
@@ -164,9 +180,16 @@ func (s *Server) receivePack(w http.ResponseWriter, r *http.Request, rp *repo, u
 			}
 		}
 		failAtomic()
+		published := false
 		for i, u := range req.updates {
 			if results[i] != nil || kept[i] {
 				continue
+			}
+			if rp.Shared != nil {
+				if err := s.publish(ctx, rp, packCopy, &published, u); err != nil {
+					results[i] = err
+					continue
+				}
 			}
 			if err := setRef(rp.Dir, st, u.Name, u.New); err != nil {
 				results[i] = fmt.Errorf("cannot update the ref: %w", err)
@@ -195,9 +218,47 @@ func (s *Server) receivePack(w http.ResponseWriter, r *http.Request, rp *repo, u
 	s.report(out, req, nil, results)
 }
 
+// publish records update u in rp's shared record: the push's pack first
+// (once per push), then the ref, which moves only if no other server
+// moved it since the client looked; else ErrFetchFirst.
+func (s *Server) publish(ctx context.Context, rp *repo, pack *os.File, published *bool, u Update) error {
+	if !*published {
+		if fi, err := pack.Stat(); err == nil && fi.Size() > 0 {
+			if _, err := pack.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+			id, err := rp.Shared.PutPack(ctx, rp.name, pack)
+			if err != nil {
+				s.log.Warn("record push", logKeyRepo, rp.name, logKeyErr, err)
+				return ErrShared
+			}
+			if err := markApplied(rp.Dir, id); err != nil {
+				return err
+			}
+		}
+		*published = true
+	}
+	old, nw := "", ""
+	if !u.Old.IsZero() {
+		old = u.Old.String()
+	}
+	if !u.IsDelete() {
+		nw = u.New.String()
+	}
+	ok, err := rp.Shared.SwapRef(ctx, rp.name, u.Name.String(), old, nw)
+	if err != nil {
+		s.log.Warn("record push", logKeyRepo, rp.name, logKeyErr, err)
+		return ErrShared
+	}
+	if !ok {
+		return ErrFetchFirst
+	}
+	return nil
+}
+
 // unpack stores the pack that follows the commands, when any command
 // needs one (deletes alone send none).
-func (s *Server) unpack(dir string, updates []Update, pack io.Reader) (err error) {
+func (s *Server) unpack(dir string, updates []Update, pack io.Reader) error {
 	need := false
 	for _, u := range updates {
 		need = need || !u.IsDelete()
@@ -205,6 +266,11 @@ func (s *Server) unpack(dir string, updates []Update, pack io.Reader) (err error
 	if !need {
 		return nil
 	}
+	return storePack(dir, pack)
+}
+
+// storePack stores a pack's objects in the repository in dir, durably.
+func storePack(dir string, pack io.Reader) (err error) {
 	st := open(dir)
 	defer st.Close()
 	pw, err := st.PackfileWriter()
