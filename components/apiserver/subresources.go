@@ -47,6 +47,8 @@ func (s *Server) handleSubresource(w http.ResponseWriter, r *http.Request, res *
 		s.handleLog(w, r, ri)
 	case res.Group == "" && res.Name == "pods" && ri.subresource == "exec":
 		s.handleExec(w, r, ri)
+	case res.Group == "" && res.Name == "pods" && ri.subresource == "portforward":
+		s.handlePortForward(w, r, ri)
 	case res.Group == "" && res.Name == "namespaces" && ri.subresource == "finalize":
 		s.handleFinalize(w, r, res, ri)
 	default:
@@ -217,7 +219,7 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request, res *res
 func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, ri requestInfo) {
 	ctx := r.Context()
 	pods := s.byGVR[gvrKey{"", "v1", "pods"}]
-	pod, target, err := s.kubeletTarget(ctx, ri, r.URL.Query(), "containerLogs", nil)
+	pod, target, err := s.kubeletTarget(ctx, ri, r.URL.Query(), "containerLogs", true, nil)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -258,11 +260,11 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request, ri requestInf
 	}
 }
 
-// kubeletTarget reads the pod a log or exec request names and returns the
-// URL of that container's endpoint on its kubelet: /<endpoint>/<ns>/<pod>/
-// <container>, with the request's query but its container parameter.
-// check, when set, may refuse the pod first.
-func (s *Server) kubeletTarget(ctx context.Context, ri requestInfo, q url.Values, endpoint string, check func(*corev1.Pod) error) (*corev1.Pod, *url.URL, error) {
+// kubeletTarget reads the pod a log, exec or port-forward request names
+// and returns the URL of its endpoint on the pod's kubelet:
+// /<endpoint>/<ns>/<pod>[/<container>], with the request's query but its
+// container parameter. check, when set, may refuse the pod first.
+func (s *Server) kubeletTarget(ctx context.Context, ri requestInfo, q url.Values, endpoint string, perContainer bool, check func(*corev1.Pod) error) (*corev1.Pod, *url.URL, error) {
 	pods := s.byGVR[gvrKey{"", "v1", "pods"}]
 	kv, err := s.store.Get(ctx, pods.key(ri.namespace, ri.name))
 	if err != nil {
@@ -278,9 +280,15 @@ func (s *Server) kubeletTarget(ctx context.Context, ri requestInfo, q url.Values
 			return nil, nil, err
 		}
 	}
-	container, err := podContainer(pod, q.Get("container"))
-	if err != nil {
-		return nil, nil, err
+	path := fmt.Sprintf("/%s/%s/%s", endpoint, pod.Namespace, pod.Name)
+	if perContainer {
+		container, err := podContainer(pod, q.Get("container"))
+		if err != nil {
+			return nil, nil, err
+		}
+		path += "/" + container
+	} else if pod.Spec.NodeName == "" {
+		return nil, nil, badRequest("pod %q is not scheduled yet", pod.Name)
 	}
 	target, err := s.kubeletURL(ctx, pod.Spec.NodeName)
 	if err != nil {
@@ -290,7 +298,7 @@ func (s *Server) kubeletTarget(ctx context.Context, ri requestInfo, q url.Values
 		return nil, nil, apierrors.NewServiceUnavailable("no kubelet client is configured")
 	}
 	q.Del("container")
-	target.Path = fmt.Sprintf("/%s/%s/%s/%s", endpoint, pod.Namespace, pod.Name, container)
+	target.Path = path
 	target.RawQuery = q.Encode()
 	return pod, target, nil
 }

@@ -31,8 +31,8 @@ const (
 )
 
 // newServer builds the kubelet's HTTPS server: /healthz, open to all,
-// and /containerLogs/... and /exec/..., for authenticated and authorized
-// callers.
+// and /containerLogs/..., /exec/... and /portForward/..., for
+// authenticated and authorized callers.
 func (k *Kubelet) newServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -43,6 +43,8 @@ func (k *Kubelet) newServer() *http.Server {
 	// kubectl exec's WebSocket is a GET; SPDY clients POST.
 	mux.Handle("GET /exec/{namespace}/{pod}/{container}", k.auth.wrap(http.HandlerFunc(k.handleExec)))
 	mux.Handle("POST /exec/{namespace}/{pod}/{container}", k.auth.wrap(http.HandlerFunc(k.handleExec)))
+	mux.Handle("GET /portForward/{namespace}/{pod}", k.auth.wrap(http.HandlerFunc(k.handlePortForward)))
+	mux.Handle("POST /portForward/{namespace}/{pod}", k.auth.wrap(http.HandlerFunc(k.handlePortForward)))
 	return &http.Server{
 		Handler:           mux,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*k.cfg.TLS}, MinVersion: tls.VersionTLS12},

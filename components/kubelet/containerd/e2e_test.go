@@ -689,6 +689,76 @@ func TestKubelet_E2E(t *testing.T) {
 		}
 	})
 
+	t.Run("KubectlPortForward", func(t *testing.T) {
+		// A server on the pod's loopback only: kubectl port-forward
+		// reaches it inside the pod's network namespace, over SPDY
+		// through the API server and the kubelet.
+		lo := n.newPod("loopback", demoContainer("lo", "serve", "-addr", "127.0.0.1:9090"))
+		if _, err := cs.CoreV1().Pods(ns).Create(ctx, lo, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		hist.wait(t, "loopback", "Running", e2eWait, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		pctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		cmd := exec.CommandContext(pctx, testenv.Kubectl(t), "--kubeconfig", n.kubeconfig, "port-forward", "pod/loopback", ":9090")
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cancel(); _ = cmd.Wait() }()
+		// "Forwarding from 127.0.0.1:PORT -> 9090"
+		lines := bufio.NewScanner(stdout)
+		var local string
+		for local == "" && lines.Scan() {
+			if f := strings.Fields(lines.Text()); len(f) == 5 && f[0] == "Forwarding" && strings.HasPrefix(f[2], "127.0.0.1:") {
+				local = f[2]
+			}
+		}
+		if local == "" {
+			t.Fatalf("kubectl port-forward printed no local address; stderr:\n%s", stderr.String())
+		}
+		go func() { _, _ = io.Copy(io.Discard, stdout) }()
+		// Several connections, one after another, each a new stream pair.
+		for i := range 3 {
+			body, err := httpGetBody("http://" + local + "/")
+			if err != nil || !strings.Contains(body, "hello from loopback") {
+				t.Fatalf("request %d through %s: %q, %v; kubectl stderr:\n%s", i, local, body, err, stderr.String())
+			}
+		}
+		// A port nothing listens on: the connection ends and kubectl
+		// reports the error the kubelet sent.
+		cmd2 := exec.CommandContext(pctx, testenv.Kubectl(t), "--kubeconfig", n.kubeconfig, "port-forward", "pod/loopback", ":9999")
+		cmd2.Env = cmd.Env
+		out2, _ := cmd2.StdoutPipe()
+		var stderr2 strings.Builder
+		cmd2.Stderr = &stderr2
+		if err := cmd2.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cmd2.Process.Kill(); _ = cmd2.Wait() }()
+		sc2 := bufio.NewScanner(out2)
+		var local2 string
+		for local2 == "" && sc2.Scan() {
+			if f := strings.Fields(sc2.Text()); len(f) == 5 && f[0] == "Forwarding" && strings.HasPrefix(f[2], "127.0.0.1:") {
+				local2 = f[2]
+			}
+		}
+		go func() { _, _ = io.Copy(io.Discard, out2) }()
+		if _, err := httpGetBody("http://" + local2 + "/"); err == nil {
+			t.Error("a request to a closed port of the pod succeeded")
+		}
+		_ = cmd2.Wait()
+		if !strings.Contains(stderr2.String(), "error forwarding port 9999") {
+			t.Errorf("kubectl port-forward to a closed port: stderr %q, want the kubelet's error", stderr2.String())
+		}
+	})
+
 	t.Run("CrashLoopBackOffGrows", func(t *testing.T) {
 		hist.wait(t, "crash", "restarted 3 times and backing off", e2eWait, func(p *corev1.Pod) bool {
 			st := containerStatus(p, "crash")

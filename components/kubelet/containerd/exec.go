@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -225,4 +227,30 @@ func (e *eofReader) Read(p []byte) (int, error) {
 		e.once.Do(e.eof)
 	}
 	return n, err
+}
+
+// PortForward implements runtime.Runtime: it dials the port on the
+// pod's loopback from inside its network namespace (the node's, for a
+// host-network pod), as the CRI's port forwarding does.
+func (r *Runtime) PortForward(ctx context.Context, sandboxID string, port int32, stream io.ReadWriteCloser) error {
+	c, err := r.getClient()
+	if err != nil {
+		return err
+	}
+	sb, err := r.getSandbox(ctx, c, sandboxID)
+	if err != nil {
+		return err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+	var conn net.Conn
+	if sb.HostNetwork || sb.NetNS == "" {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	} else {
+		conn, err = dialInNetns(ctx, sb.NetNS, addr)
+	}
+	if err != nil {
+		return fmt.Errorf("port %d of pod %s/%s: %w", port, sb.Namespace, sb.Name, err)
+	}
+	return runtime.Forward(conn, stream)
 }

@@ -431,3 +431,34 @@ func loopbackUp() error {
 	}
 	return nil
 }
+
+// dialInNetns connects to addr from inside the network namespace at path
+// (a pod's loopback, as kubectl port-forward reaches it). The socket
+// stays in that namespace after the dialing thread is gone.
+func dialInNetns(ctx context.Context, path, addr string) (net.Conn, error) {
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		// The thread's namespace is never changed back: returning while
+		// locked makes the Go runtime end the thread.
+		goruntime.LockOSThread()
+		ns, err := os.Open(path)
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer ns.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			res <- result{err: fmt.Errorf("enter netns: %w", err)}
+			return
+		}
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		res <- result{conn, err}
+	}()
+	r := <-res
+	return r.conn, r.err
+}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"time"
 )
 
@@ -91,6 +92,32 @@ type Runtime interface {
 	// attached (kubectl exec) until it exits or ctx is done, when it is
 	// killed. A command that ran returns its exit code with a nil error.
 	Exec(ctx context.Context, id string, opts ExecOptions) (exitCode int, err error)
+	// PortForward connects stream to port on the sandbox's loopback
+	// (inside the pod's network namespace), as kubectl port-forward asks,
+	// until both directions are done (see Forward).
+	PortForward(ctx context.Context, sandboxID string, port int32, stream io.ReadWriteCloser) error
+}
+
+// Forward copies between a connection to a pod's port and a client's
+// stream until both directions are done: the client's end of input is
+// passed on as a half-close, and the stream is closed when the pod's side
+// ends. It closes conn.
+func Forward(conn net.Conn, stream io.ReadWriteCloser) error {
+	defer conn.Close()
+	up := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(conn, stream)
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		up <- err
+	}()
+	_, err := io.Copy(stream, conn)
+	_ = stream.Close()
+	if uerr := <-up; err == nil {
+		err = uerr
+	}
+	return err
 }
 
 // ExecOptions are the command and streams of an interactive exec.

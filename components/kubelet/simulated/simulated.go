@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -622,4 +624,26 @@ func (r *Runtime) Exec(ctx context.Context, id string, opts runtime.ExecOptions)
 		}
 	}
 	return code, nil
+}
+
+// PortForward implements runtime.Runtime: a simulated pod has no network
+// namespace, so the port is dialed at the sandbox's address (a test
+// serves there, e.g. on SandboxIP 127.0.0.1).
+func (r *Runtime) PortForward(ctx context.Context, sandboxID string, port int32, stream io.ReadWriteCloser) error {
+	r.mu.Lock()
+	sb, ok := r.sandboxes[sandboxID]
+	var ip string
+	if ok {
+		ip = sb.IP
+	}
+	r.mu.Unlock()
+	if !ok {
+		return notFound("sandbox", sandboxID)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ip, strconv.Itoa(int(port))))
+	if err != nil {
+		return err
+	}
+	return runtime.Forward(conn, stream)
 }
