@@ -10,8 +10,8 @@ import (
 
 // authorize lets system:masters do everything, the built-in roles what
 // they allow (roles.go), nodes what the node authorizer allows
-// (nodeauthz.go), and refuses everyone else with kube's Forbidden
-// message.
+// (nodeauthz.go), anyone what RBAC bindings grant (rbac.go), and refuses
+// the rest with kube's Forbidden message.
 func (s *Server) authorize(ctx context.Context, u User, ri requestInfo) error {
 	if isMaster(u) || roleAllows(u, ri) {
 		return nil
@@ -24,6 +24,11 @@ func (s *Server) authorize(ctx context.Context, u User, ri requestInfo) error {
 		if ok {
 			return nil
 		}
+	}
+	if ok, err := s.rbacAllows(ctx, u, ri); err != nil {
+		return err
+	} else if ok {
+		return nil
 	}
 	res := ri.resource
 	if ri.subresource != "" {

@@ -20,8 +20,8 @@ import (
 var systemNamespaces = []string{"default", "kube-system", "kube-public", "kube-node-lease"}
 
 // bootstrap creates the built-in namespaces, the kubernetes Service
-// (first address of the service CIDR) and, with ClusterDNS set, the
-// kube-dns Service, when missing.
+// (first address of the service CIDR), the default ClusterRoles and,
+// with ClusterDNS set, the kube-dns Service, when missing.
 func (s *Server) bootstrap(ctx context.Context) error {
 	nsRes := s.byGVR[gvrKey{"", "v1", "namespaces"}]
 	for _, name := range systemNamespaces {
@@ -45,6 +45,9 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		},
 	}
 	if err := s.ensure(ctx, s.byGVR[gvrKey{"", "v1", "services"}], svc); err != nil {
+		return err
+	}
+	if err := s.ensureDefaultRoles(ctx); err != nil {
 		return err
 	}
 	if s.clusterDNS.IsValid() {

@@ -1,8 +1,8 @@
 package apiserver
 
 // Groups with a built-in role, for the users of a static token file:
-// kiln has no RBAC objects yet, and these are the two roles its users ask
-// for besides the admin's.
+// the two roles kiln's users ask for besides the admin's, without writing
+// RBAC bindings (rbac.go) for them.
 const (
 	// GroupViewers may get, list and watch everything but Secrets, and
 	// clone and fetch hosted repositories: a read-only token.

@@ -23,15 +23,10 @@ func TestServer_builtinRoles(t *testing.T) {
 		"pusher-token": {Name: "ci-pusher", Groups: []string{apiserver.GroupPushers}},
 	}})
 	ctx := t.Context()
-	as := func(token string) kubernetes.Interface {
-		rc := rest.CopyConfig(env.RESTConfig)
-		rc.BearerToken = token
-		return kubernetes.NewForConfigOrDie(rc)
-	}
 	if _, err := env.Clientset.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	viewer, pusher := as("viewer-token"), as("pusher-token")
+	viewer, pusher := clientAs(env, "viewer-token"), clientAs(env, "pusher-token")
 	for _, tc := range []struct {
 		name string
 		call func() error
@@ -90,3 +85,10 @@ func TestServer_builtinRoles(t *testing.T) {
 }
 
 func ok(err error) bool { return err == nil }
+
+// clientAs is a client of env's API server with token.
+func clientAs(env *testenv.Env, token string) kubernetes.Interface {
+	rc := rest.CopyConfig(env.RESTConfig)
+	rc.BearerToken = token
+	return kubernetes.NewForConfigOrDie(rc)
+}
