@@ -70,7 +70,16 @@ func agentCmd() *cobra.Command {
 	fs.StringVar(&f.bridgeName, "bridge-name", containerd.DefaultBridgeName, "the pods' Linux bridge (at most 15 bytes)")
 	fs.IntVar(&f.kubeletPort, "kubelet-port", config.DefaultKubeletPort, "the kubelet's HTTPS port on the node IP")
 	fs.StringVar(&f.logLevel, "log-level", config.DefaultLogLevel, "debug, info, warn or error")
+	var cleanup bool
+	fs.BoolVar(&cleanup, "cleanup-network", false, "remove kiln's iptables rules, cluster DNS link, pod bridge (--bridge-name) and routes, then exit (before an uninstall)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if cleanup {
+			var l slog.Level
+			if err := l.UnmarshalText([]byte(f.logLevel)); err != nil {
+				return fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
+			}
+			return cleanupNetwork(cmd.Context(), f.bridgeName, newLogger(f.logLevel))
+		}
 		cfg, err := f.config()
 		if err != nil {
 			return err

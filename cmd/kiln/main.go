@@ -83,7 +83,7 @@ func serverCmd() *cobra.Command {
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		if cleanup {
-			return cleanupNetwork(ctx, newLogger(cfg.LogLevel))
+			return cleanupNetwork(ctx, "", newLogger(cfg.LogLevel))
 		}
 		return runServer(ctx, cfg)
 	}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"kiln.dev/kiln/components/kubelet/containerd"
+	"kiln.dev/kiln/components/kubelet/routes"
 	"kiln.dev/kiln/components/proxy"
 	"kiln.dev/kiln/components/proxy/dns"
 	"kiln.dev/kiln/components/proxy/iptables"
@@ -74,12 +75,15 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg *config.Config, rc *
 }
 
 // cleanupNetwork removes every iptables chain and rule of the proxy, the
-// cluster DNS link and the pod network's bridge and masquerade chain:
-// what `kiln server --cleanup-network` does before an uninstall.
-func cleanupNetwork(ctx context.Context, log *slog.Logger) error {
+// cluster DNS link, the pod network's bridge (bridge, "" for the default)
+// and masquerade chain, and the host-gw routes to other nodes: what
+// `kiln server --cleanup-network` and `kiln agent --cleanup-network` do
+// before an uninstall.
+func cleanupNetwork(ctx context.Context, bridge string, log *slog.Logger) error {
 	rules, err := iptables.New(iptables.Config{Logger: log})
 	if err != nil {
 		return err
 	}
-	return errors.Join(rules.Cleanup(ctx), dns.DeleteInterface(dns.DefaultInterface), containerd.CleanupNetwork(""))
+	return errors.Join(rules.Cleanup(ctx), dns.DeleteInterface(dns.DefaultInterface), containerd.CleanupNetwork(bridge),
+		routes.CleanupAll(ctx, log))
 }

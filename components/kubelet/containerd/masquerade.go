@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
+	"net"
 	"os/exec"
 	"strings"
 
@@ -88,7 +88,9 @@ func CleanupNetwork(bridge string) error {
 	}
 	r := &Runtime{cfg: Config{BridgeName: bridge}}
 	err := r.removeMasquerade()
-	if _, serr := os.Stat("/sys/class/net/" + bridge); serr == nil {
+	// net.InterfaceByName asks the kernel of this network namespace;
+	// /sys may be another's (a netns entered without remounting it).
+	if _, ierr := net.InterfaceByName(bridge); ierr == nil {
 		if out, derr := exec.Command("ip", "link", "del", bridge).CombinedOutput(); derr != nil {
 			err = errors.Join(err, fmt.Errorf("delete bridge %s: %v: %s", bridge, derr, bytes.TrimSpace(out)))
 		}

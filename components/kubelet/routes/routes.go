@@ -244,6 +244,16 @@ func (r *Routes) wanted(n *corev1.Node, locals []net.IP, nets []*net.IPNet) (dst
 	return "", "", "InternalIP " + addr + " is not on a directly connected subnet"
 }
 
+// CleanupAll removes every route of kiln's protocol from the main table
+// of this machine (`--cleanup-network`), without a Routes to run.
+func CleanupAll(ctx context.Context, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	r := &Routes{cfg: Config{IPBinary: DefaultIPBinary}, log: log}
+	return r.Cleanup(ctx)
+}
+
 // Cleanup removes every route of kiln's protocol from the main table
 // (a node taken out of service); others' routes stay.
 func (r *Routes) Cleanup(ctx context.Context) error {
