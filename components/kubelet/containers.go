@@ -261,7 +261,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *corev1.Pod
 	}
 	k.event(pod, c.Name, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
 	start := k.now()
-	if _, err := k.rt.PullImage(ctx, c.Image); err != nil {
+	if _, err := k.rt.PullImage(ctx, c.Image, k.pullCredentials(ctx, pod, c.Name)); err != nil {
 		k.pullBackoff.Next(key, k.now())
 		k.event(pod, c.Name, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", c.Image, err)
 		k.event(pod, c.Name, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")

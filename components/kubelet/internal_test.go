@@ -2,15 +2,19 @@ package kubelet
 
 import (
 	"bytes"
+	"encoding/base64"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"kiln.dev/kiln/components/kubelet/runtime"
 )
 
 func TestParseCRILine(t *testing.T) {
@@ -271,5 +275,32 @@ func TestPodPhase(t *testing.T) {
 				t.Errorf("phase %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestRegistryCredentials(t *testing.T) {
+	auth := base64.StdEncoding.EncodeToString([]byte("ada:pw:with:colons"))
+	for _, tc := range []struct {
+		name   string
+		secret *corev1.Secret
+		want   []runtime.RegistryCredential
+		err    bool
+	}{
+		{"dockerconfigjson with auth, Docker Hub's key", &corev1.Secret{Type: corev1.SecretTypeDockerConfigJson,
+			Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{"https://index.docker.io/v1/":{"auth":"` + auth + `"}}}`)}},
+			[]runtime.RegistryCredential{{Host: "docker.io", Username: "ada", Password: "pw:with:colons"}}, false},
+		{"dockerconfigjson with username and password", &corev1.Secret{Type: corev1.SecretTypeDockerConfigJson,
+			Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{"registry.example.com:5000":{"username":"u","password":"p"}}}`)}},
+			[]runtime.RegistryCredential{{Host: "registry.example.com:5000", Username: "u", Password: "p"}}, false},
+		{"legacy dockercfg", &corev1.Secret{Type: corev1.SecretTypeDockercfg,
+			Data: map[string][]byte{corev1.DockerConfigKey: []byte(`{"https://ghcr.io":{"username":"u","password":"p"}}`)}},
+			[]runtime.RegistryCredential{{Host: "ghcr.io", Username: "u", Password: "p"}}, false},
+		{"opaque secret", &corev1.Secret{Type: corev1.SecretTypeOpaque, Data: map[string][]byte{"x": []byte("y")}}, nil, true},
+		{"broken json", &corev1.Secret{Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{`)}}, nil, true},
+	} {
+		got, err := registryCredentials(tc.secret)
+		if (err != nil) != tc.err || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %+v, %v; want %+v (error %v)", tc.name, got, err, tc.want, tc.err)
+		}
 	}
 }

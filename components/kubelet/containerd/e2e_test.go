@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -757,6 +758,25 @@ func TestKubelet_E2E(t *testing.T) {
 		if !strings.Contains(stderr2.String(), "error forwarding port 9999") {
 			t.Errorf("kubectl port-forward to a closed port: stderr %q, want the kubelet's error", stderr2.String())
 		}
+	})
+
+	t.Run("ImagePullSecret", func(t *testing.T) {
+		// An image only a private registry has, pulled with the
+		// credentials of the pod's imagePullSecrets.
+		ref, user, password := containerd.PrivateRegistryWithDemo(t)
+		host, _, _ := strings.Cut(ref, "/")
+		cfg := fmt.Sprintf(`{"auths":{"http://%s/v2/":{"auth":%q}}}`, host, base64.StdEncoding.EncodeToString([]byte(user+":"+password)))
+		if _, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "regcred"},
+			Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(cfg)}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		c := corev1.Container{Name: "app", Image: ref, ImagePullPolicy: corev1.PullAlways, Command: []string{"/demo-web", "serve"}}
+		p := n.newPod("private", c)
+		p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "regcred"}}
+		if _, err := cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		hist.wait(t, "private", "Running with the private image", e2eWait, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	})
 
 	t.Run("CrashLoopBackOffGrows", func(t *testing.T) {

@@ -311,7 +311,7 @@ func (r *Runtime) ImageStatus(ctx context.Context, ref string) (*runtime.Image, 
 // ones) and unpacks; when the pull fails but the image is present (an
 // imported archive, as kiln.dev images are: they have no registry), the
 // local one is returned.
-func (r *Runtime) PullImage(ctx context.Context, ref string) (*runtime.Image, error) {
+func (r *Runtime) PullImage(ctx context.Context, ref string, creds []runtime.RegistryCredential) (*runtime.Image, error) {
 	c, err := r.getClient()
 	if err != nil {
 		return nil, err
@@ -323,7 +323,7 @@ func (r *Runtime) PullImage(ctx context.Context, ref string) (*runtime.Image, er
 	resolver := docker.NewResolver(docker.ResolverOptions{
 		Hosts: docker.ConfigureDefaultRegistries(
 			docker.WithPlainHTTP(docker.MatchLocalhost),
-			docker.WithAuthorizer(docker.NewDockerAuthorizer()),
+			docker.WithAuthorizer(docker.NewDockerAuthorizer(docker.WithAuthCreds(credsFor(creds)))),
 		),
 	})
 	start := time.Now()
@@ -380,4 +380,22 @@ type debugWriter struct{ log *slog.Logger }
 func (w debugWriter) Write(p []byte) (int, error) {
 	w.log.Debug("containerd client", "line", strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// credsFor answers the resolver's question "which credentials for host"
+// from a pod's imagePullSecrets; none is an anonymous pull.
+func credsFor(creds []runtime.RegistryCredential) func(host string) (string, string, error) {
+	return func(host string) (string, string, error) {
+		for _, c := range creds {
+			h := c.Host
+			if h == "docker.io" {
+				// Docker Hub's API host, as containerd resolves it.
+				h = "registry-1.docker.io"
+			}
+			if h == host {
+				return c.Username, c.Password, nil
+			}
+		}
+		return "", "", nil
+	}
 }

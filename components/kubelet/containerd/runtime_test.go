@@ -81,7 +81,7 @@ func TestRuntime_Conformance(t *testing.T) {
 	})
 
 	t.Run("PullMissingImage", func(t *testing.T) {
-		_, err := rt.PullImage(t.Context(), "kiln.dev/nope:1")
+		_, err := rt.PullImage(t.Context(), "kiln.dev/nope:1", nil)
 		if !isNotFoundErr(err) || !strings.Contains(err.Error(), `image "kiln.dev/nope:1" not found`) {
 			t.Fatalf("PullImage(kiln.dev/nope:1) = %v", err)
 		}
@@ -98,7 +98,7 @@ func TestRuntime_Conformance(t *testing.T) {
 		if !isNotFoundErr(err) {
 			t.Fatalf("ImageStatus before pull: %v", err)
 		}
-		img, err := rt.PullImage(t.Context(), ref)
+		img, err := rt.PullImage(t.Context(), ref, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,6 +108,28 @@ func TestRuntime_Conformance(t *testing.T) {
 		}
 		if _, err := rt.ImageStatus(t.Context(), ref); err != nil {
 			t.Fatal(err)
+		}
+	})
+
+	t.Run("PullWithCredentials", func(t *testing.T) {
+		open, private := privateRegistry(t)
+		pushImage(t, open, "kiln/private", "1", demoImg)
+		host := strings.TrimPrefix(private, "http://")
+		ref := host + "/kiln/private:1"
+		if _, err := rt.PullImage(t.Context(), ref, nil); err == nil || !strings.Contains(err.Error(), "authorization") {
+			t.Fatalf("anonymous pull from the private registry: %v, want unauthorized", err)
+		}
+		wrong := []runtime.RegistryCredential{{Host: host, Username: registryUser, Password: "wrong"}}
+		if _, err := rt.PullImage(t.Context(), ref, wrong); err == nil {
+			t.Fatal("a pull with a wrong password succeeded")
+		}
+		other := []runtime.RegistryCredential{{Host: "other.example.com", Username: registryUser, Password: registryPassword}}
+		if _, err := rt.PullImage(t.Context(), ref, other); err == nil {
+			t.Fatal("credentials of another registry were sent")
+		}
+		right := []runtime.RegistryCredential{{Host: host, Username: registryUser, Password: registryPassword}}
+		if _, err := rt.PullImage(t.Context(), ref, right); err != nil {
+			t.Fatalf("pull with the registry's credentials: %v", err)
 		}
 	})
 

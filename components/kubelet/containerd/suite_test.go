@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +24,7 @@ import (
 	"time"
 
 	ctrd "github.com/containerd/containerd"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
@@ -544,4 +547,30 @@ func pushImage(t testing.TB, base, repo, tag string, img v1.Image) {
 func isKilnRecord(ctx context.Context, c ctrd.Container) bool {
 	labels, err := c.Labels(ctx)
 	return err != nil || labels[labelKind] != ""
+}
+
+// Credentials of privateRegistry.
+const (
+	registryUser     = "puller"
+	registryPassword = "s3cret-pull"
+)
+
+// privateRegistry serves one loopback registry twice: open, to push to,
+// and behind Basic authentication (registryUser, registryPassword), to
+// pull from, as a private registry answers. It returns both base URLs.
+func privateRegistry(t testing.TB) (open, private string) {
+	t.Helper()
+	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	o := httptest.NewServer(h)
+	t.Cleanup(o.Close)
+	p := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, pw, ok := r.BasicAuth(); !ok || u != registryUser || pw != registryPassword {
+			w.Header().Set("WWW-Authenticate", `Basic realm="private"`)
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(p.Close)
+	return o.URL, p.URL
 }

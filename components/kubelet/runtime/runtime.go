@@ -54,7 +54,7 @@ type Runtime interface {
 	ImageStatus(ctx context.Context, ref string) (*Image, error)
 	// PullImage fetches ref from its registry (or finds it among imported
 	// archives) and returns it. The error says why, e.g. "not found".
-	PullImage(ctx context.Context, ref string) (*Image, error)
+	PullImage(ctx context.Context, ref string, creds []RegistryCredential) (*Image, error)
 
 	// RunPodSandbox creates the pod's network namespace, sets up its
 	// network (CNI, host ports) and returns the sandbox with its IP.
@@ -118,6 +118,16 @@ func Forward(conn net.Conn, stream io.ReadWriteCloser) error {
 		err = uerr
 	}
 	return err
+}
+
+// RegistryCredential is a user name and password (or token) for one
+// registry, from a pod's imagePullSecrets.
+type RegistryCredential struct {
+	// Host is the registry's host[:port], e.g. "registry.example.com";
+	// Docker Hub is "docker.io".
+	Host     string
+	Username string
+	Password string
 }
 
 // ExecOptions are the command and streams of an interactive exec.

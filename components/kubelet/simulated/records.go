@@ -100,3 +100,11 @@ func (r *Runtime) Counts() (sandboxes, containers int) {
 	defer r.mu.Unlock()
 	return len(r.sandboxes), len(r.containers)
 }
+
+// PullCredentials returns the registry credentials the last pull of ref
+// was given.
+func (r *Runtime) PullCredentials(ref string) []runtime.RegistryCredential {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.pullCreds[normalize(ref)])
+}

@@ -73,6 +73,7 @@ type Runtime struct {
 	stops      []StopCall
 	execs      []ExecCall
 	pulls      []string
+	pullCreds  map[string][]runtime.RegistryCredential // by image, the last pull's
 	// execCodes overrides AnnotationExecExitCode per "podUID/container".
 	execCodes map[string]int
 }
@@ -139,6 +140,7 @@ func New(cfg Config) *Runtime {
 		sandboxes:  map[string]*sandbox{},
 		containers: map[string]*container{},
 		execCodes:  map[string]int{},
+		pullCreds:  map[string][]runtime.RegistryCredential{},
 	}
 	for _, ref := range cfg.Images {
 		r.images[normalize(ref)] = newImage(ref)
@@ -210,10 +212,11 @@ func (r *Runtime) ImageStatus(_ context.Context, ref string) (*runtime.Image, er
 
 // PullImage makes ref present after Config.PullDelay, unless a sandbox's
 // AnnotationPullError names it.
-func (r *Runtime) PullImage(ctx context.Context, ref string) (*runtime.Image, error) {
+func (r *Runtime) PullImage(ctx context.Context, ref string, creds []runtime.RegistryCredential) (*runtime.Image, error) {
 	norm := normalize(ref)
 	r.mu.Lock()
 	r.pulls = append(r.pulls, norm)
+	r.pullCreds[norm] = slices.Clone(creds)
 	failing := false
 	for _, sb := range r.sandboxes {
 		if slices.Contains(pullErrors(sb.annotations), norm) {

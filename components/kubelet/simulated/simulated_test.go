@@ -81,7 +81,7 @@ func TestRuntime_lifecycle(t *testing.T) {
 	if _, err := r.CreateContainer(ctx, sb.ID, &runtime.ContainerConfig{Name: "job", Image: "busybox"}); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("create with an image never pulled: %v", err)
 	}
-	if _, err := r.PullImage(ctx, "busybox"); err != nil {
+	if _, err := r.PullImage(ctx, "busybox", nil); err != nil {
 		t.Fatal(err)
 	}
 	job, err := r.CreateContainer(ctx, sb.ID, &runtime.ContainerConfig{Name: "job", Image: "busybox", LogPath: filepath.Join(dir, "job.log")})
@@ -152,10 +152,10 @@ func TestRuntime_knobErrors(t *testing.T) {
 	if _, err := r.CreateContainer(ctx, sb.ID, &runtime.ContainerConfig{Name: "c", Image: "busybox"}); err == nil || !strings.Contains(err.Error(), AnnotationRunDuration) {
 		t.Errorf("bad duration: %v", err)
 	}
-	if _, err := r.PullImage(ctx, "example.com/gone:v1"); err == nil || !strings.Contains(err.Error(), "not found") {
+	if _, err := r.PullImage(ctx, "example.com/gone:v1", nil); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("pull of a failing ref: %v", err)
 	}
-	if _, err := r.PullImage(ctx, "docker.io/library/other:latest"); err == nil {
+	if _, err := r.PullImage(ctx, "docker.io/library/other:latest", nil); err == nil {
 		t.Error("the failing ref was not normalized")
 	}
 	if _, err := r.ImageStatus(ctx, "docker.io/library/busybox:latest"); err != nil {
