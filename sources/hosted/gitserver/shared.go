@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -191,11 +192,26 @@ func (s *Server) seed(ctx context.Context, rp *repo) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	// Oldest first, as they were pushed: a pushed pack is thin, its
+	// deltas may be against objects of an earlier one.
+	type packFile struct {
+		name string
+		mod  time.Time
+	}
+	var packs []packFile
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".pack") {
 			continue
 		}
-		f, err := os.Open(filepath.Join(packDir, e.Name()))
+		fi, err := e.Info()
+		if err != nil {
+			return false, err
+		}
+		packs = append(packs, packFile{e.Name(), fi.ModTime()})
+	}
+	slices.SortStableFunc(packs, func(a, b packFile) int { return a.mod.Compare(b.mod) })
+	for _, p := range packs {
+		f, err := os.Open(filepath.Join(packDir, p.name))
 		if err != nil {
 			return false, err
 		}
