@@ -173,6 +173,12 @@ func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, c *corev
 		Annotations: map[string]string{runtime.AnnotationContainerHash: containerHash(c)},
 	}
 	cfg.RunAsUser, cfg.RunAsGroup = runAs(pod, c)
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		if psc.FSGroup != nil {
+			cfg.SupplementalGroups = append(cfg.SupplementalGroups, *psc.FSGroup)
+		}
+		cfg.SupplementalGroups = append(cfg.SupplementalGroups, psc.SupplementalGroups...)
+	}
 	return cfg, nil
 }
 

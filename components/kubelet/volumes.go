@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,14 +71,26 @@ func (k *Kubelet) writeVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 	s := v.VolumeSource
 	if s.EmptyDir != nil {
 		if s.EmptyDir.Medium == corev1.StorageMediumMemory {
-			return mountTmpfs(dir, s.EmptyDir.SizeLimit)
-		}
-		if err := os.MkdirAll(dir, 0o777); err != nil {
+			if err := mountTmpfs(dir, s.EmptyDir.SizeLimit); err != nil {
+				return err
+			}
+		} else if err := os.MkdirAll(dir, 0o777); err != nil {
 			return err
 		}
 		// Any user a container runs as may write there, as in Kubernetes;
 		// MkdirAll is subject to the umask, Chmod is not.
-		return os.Chmod(dir, 0o777)
+		if err := os.Chmod(dir, 0o777); err != nil {
+			return err
+		}
+		if gid := fsGroup(pod); gid != nil {
+			// The directory only: what the containers write is theirs,
+			// and inherits the group from the setgid directory.
+			if err := os.Chown(dir, -1, int(*gid)); err != nil {
+				return err
+			}
+			return os.Chmod(dir, 0o777|os.ModeSetgid)
+		}
+		return nil
 	}
 	var files map[string]file
 	var err error
@@ -94,7 +107,49 @@ func (k *Kubelet) writeVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 	if err != nil {
 		return err
 	}
-	return writeAtomic(dir, files)
+	if err := writeAtomic(dir, files); err != nil {
+		return err
+	}
+	return setOwnership(dir, fsGroup(pod))
+}
+
+// fsGroup is the pod's securityContext.fsGroup, nil when unset.
+func fsGroup(pod *corev1.Pod) *int64 {
+	if pod.Spec.SecurityContext == nil {
+		return nil
+	}
+	return pod.Spec.SecurityContext.FSGroup
+}
+
+// setOwnership gives a read-only volume's files to group gid, as
+// Kubernetes's SetVolumeOwnership does for a pod's fsGroup:
+// group-readable, directories setgid, so that a container running as
+// another user with gid among its groups can read them.
+func setOwnership(dir string, gid *int64) error {
+	if gid == nil {
+		return nil
+	}
+	const mask = os.FileMode(0o440)
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		if err := os.Lchown(path, -1, int(*gid)); err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		m := mask
+		if d.IsDir() {
+			m |= os.ModeSetgid | 0o110
+		}
+		return os.Chmod(path, info.Mode()|m)
+	})
 }
 
 // checkHostPath creates or checks a hostPath as its type says.

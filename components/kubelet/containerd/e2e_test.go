@@ -779,6 +779,29 @@ func TestKubelet_E2E(t *testing.T) {
 		hist.wait(t, "private", "Running with the private image", e2eWait, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	})
 
+	t.Run("FSGroupReadsOwnerOnlySecret", func(t *testing.T) {
+		// A Secret mounted owner-only (0400) is readable by a container
+		// running as another user when the pod's fsGroup is among its
+		// groups: the kubelet gives the files to that group.
+		c := demoContainer("reader", "cat", "/secret/password")
+		c.VolumeMounts = []corev1.VolumeMount{{Name: "s", MountPath: "/secret"}}
+		p := n.newPod("fsgroup", c)
+		p.Spec.RestartPolicy = corev1.RestartPolicyNever
+		p.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: new(int64(1000)), RunAsGroup: new(int64(1000)), FSGroup: new(int64(2000))}
+		p.Spec.Volumes = []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: "app-secret", DefaultMode: new(int32(0o400))}}}}
+		if _, err := cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		got := hist.wait(t, "fsgroup", "finished", e2eWait, func(p *corev1.Pod) bool {
+			return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+		})
+		out, _ := n.kubectl(t, "logs", "fsgroup")
+		if got.Status.Phase != corev1.PodSucceeded || !strings.Contains(out, "s3cret-e2e") {
+			t.Errorf("pod %s; log %q: want the secret read as uid 1000 through fsGroup 2000", got.Status.Phase, out)
+		}
+	})
+
 	t.Run("CrashLoopBackOffGrows", func(t *testing.T) {
 		hist.wait(t, "crash", "restarted 3 times and backing off", e2eWait, func(p *corev1.Pod) bool {
 			st := containerStatus(p, "crash")

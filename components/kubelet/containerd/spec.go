@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -74,6 +75,9 @@ func specOpts(id string, sb *sandboxRecord, cfg *runtime.ContainerConfig, img ct
 		opts = append(opts, oci.WithUserID(uint32(*cfg.RunAsUser)))
 	case cfg.RunAsGroup != nil:
 		opts = append(opts, withGID(uint32(*cfg.RunAsGroup)))
+	}
+	if len(cfg.SupplementalGroups) > 0 {
+		opts = append(opts, withSupplementalGroups(cfg.SupplementalGroups))
 	}
 	if len(cfg.Mounts) > 0 {
 		opts = append(opts, withBindMounts(cfg.Mounts))
@@ -206,4 +210,16 @@ func numericUser(u string) (uid, gid uint32, ok bool) {
 		return 0, 0, false
 	}
 	return uint32(un), uint32(gn), true
+}
+
+// withSupplementalGroups adds gids to the process's groups.
+func withSupplementalGroups(gids []int64) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		for _, g := range gids {
+			if !slices.Contains(s.Process.User.AdditionalGids, uint32(g)) {
+				s.Process.User.AdditionalGids = append(s.Process.User.AdditionalGids, uint32(g))
+			}
+		}
+		return nil
+	}
 }

@@ -244,6 +244,9 @@ type ContainerConfig struct {
 	Resources  Resources
 	RunAsUser  *int64
 	RunAsGroup *int64
+	// SupplementalGroups are added to the process's groups (the pod's
+	// fsGroup and supplementalGroups).
+	SupplementalGroups []int64
 	// Labels and Annotations are stored and returned by the runtime.
 	Labels      map[string]string
 	Annotations map[string]string
