@@ -682,7 +682,9 @@ func TestKubelet_E2E(t *testing.T) {
 			t.Fatal(err)
 		}
 		var tty strings.Builder
-		if err := ex.StreamWithContext(t.Context(), remotecommand.StreamOptions{Stdout: &tty, Tty: true}); err != nil {
+		sctx, scancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer scancel()
+		if err := ex.StreamWithContext(sctx, remotecommand.StreamOptions{Stdout: &tty, Tty: true}); err != nil {
 			t.Fatalf("exec with a TTY: %v", err)
 		}
 		if got := tty.String(); !strings.HasPrefix(got, "uid=0") || !strings.HasSuffix(got, "\r\n") {
@@ -742,7 +744,9 @@ func TestKubelet_E2E(t *testing.T) {
 		if err := cmd2.Start(); err != nil {
 			t.Fatal(err)
 		}
-		defer func() { _ = cmd2.Process.Kill(); _ = cmd2.Wait() }()
+		exited := make(chan struct{})
+		go func() { _ = cmd2.Wait(); close(exited) }()
+		defer func() { _ = cmd2.Process.Kill(); <-exited }()
 		sc2 := bufio.NewScanner(out2)
 		var local2 string
 		for local2 == "" && sc2.Scan() {
@@ -754,7 +758,15 @@ func TestKubelet_E2E(t *testing.T) {
 		if _, err := httpGetBody("http://" + local2 + "/"); err == nil {
 			t.Error("a request to a closed port of the pod succeeded")
 		}
-		_ = cmd2.Wait()
+		// kubectl ends the forward on the kubelet's error; bounded, so
+		// that a kubectl that keeps going fails the test, not hangs it.
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			t.Error("kubectl port-forward did not end after the kubelet's error")
+			_ = cmd2.Process.Kill()
+			<-exited
+		}
 		if !strings.Contains(stderr2.String(), "error forwarding port 9999") {
 			t.Errorf("kubectl port-forward to a closed port: stderr %q, want the kubelet's error", stderr2.String())
 		}
