@@ -32,15 +32,8 @@ func (k *Kubelet) handlePortForward(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "port forwarding is served over SPDY ("+portForwardProtocol+")", http.StatusBadRequest)
 		return
 	}
-	obj, ok, _ := k.podInformer.GetIndexer().GetByKey(ns + "/" + name)
+	_, pr, ok := k.servedPod(w, r)
 	if !ok {
-		http.Error(w, fmt.Sprintf("pod %s/%s not found", ns, name), http.StatusNotFound)
-		return
-	}
-	pod := obj.(*corev1.Pod)
-	pr, err := k.inspect(r.Context(), pod.UID)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	if pr.sandbox == nil {

@@ -256,8 +256,9 @@ func (k *Kubelet) handleContainerLogs(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// servedPod finds the pod and container a request's path names and what
-// the runtime holds of it; it answers the request itself when it cannot.
+// servedPod finds the pod (and container, when the path has one) a
+// request's path names and what the runtime holds of it; it answers the
+// request itself when it cannot.
 func (k *Kubelet) servedPod(w http.ResponseWriter, r *http.Request) (*corev1.Pod, *podRuntime, bool) {
 	ns, name, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
 	obj, ok, _ := k.podInformer.GetIndexer().GetByKey(ns + "/" + name)
@@ -266,7 +267,7 @@ func (k *Kubelet) servedPod(w http.ResponseWriter, r *http.Request) (*corev1.Pod
 		return nil, nil, false
 	}
 	pod := obj.(*corev1.Pod)
-	if findContainer(pod, container) == nil {
+	if container != "" && findContainer(pod, container) == nil {
 		http.Error(w, fmt.Sprintf("container %s is not valid for pod %s", container, name), http.StatusNotFound)
 		return nil, nil, false
 	}

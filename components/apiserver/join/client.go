@@ -179,7 +179,7 @@ func joinServer(ctx context.Context, server, wantHash, secret string, req Reques
 	if err != nil {
 		return nil, nil, err
 	}
-	if got := caHash(ca); got != wantHash {
+	if got := pki.CertHash(ca); got != wantHash {
 		return nil, nil, &fatalError{fmt.Errorf("server CA hash %s does not match the token's %s: this is not the server the token is for (or the token is wrong); nothing was sent", got, wantHash)}
 	}
 	roots := x509.NewCertPool()
@@ -219,7 +219,7 @@ func joinServer(ctx context.Context, server, wantHash, secret string, req Reques
 		return nil, nil, fmt.Errorf("join at %s: decode answer: %w", server, err)
 	}
 	// The CA in the answer must be the pinned one, not merely any.
-	if got, err := firstCert([]byte(out.CACert)); err != nil || !got.Equal(ca) {
+	if got, err := pki.ParseCertPEM([]byte(out.CACert)); err != nil || !got.Equal(ca) {
 		return nil, nil, &fatalError{fmt.Errorf("join at %s: the answer's CA is not the one /cacerts served", server)}
 	}
 	return &out, ca, nil
@@ -247,7 +247,7 @@ func fetchCA(ctx context.Context, server string) (*x509.Certificate, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("get %s%s: %s", server, CACertsPath, resp.Status)
 	}
-	ca, err := firstCert(body)
+	ca, err := pki.ParseCertPEM(body)
 	if err != nil {
 		return nil, fmt.Errorf("get %s%s: %w", server, CACertsPath, err)
 	}

@@ -2,12 +2,10 @@ package join
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -38,26 +36,6 @@ const (
 	publicMode os.FileMode = 0o644
 	secretMode os.FileMode = 0o600
 )
-
-// caHash is pki.CA.Hash for a certificate the agent holds.
-func caHash(cert *x509.Certificate) string {
-	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
-// firstCert parses the first CERTIFICATE block of b.
-func firstCert(b []byte) (*x509.Certificate, error) {
-	for {
-		var block *pem.Block
-		block, b = pem.Decode(b)
-		if block == nil {
-			return nil, errors.New("no CERTIFICATE PEM block")
-		}
-		if block.Type == "CERTIFICATE" {
-			return x509.ParseCertificate(block.Bytes)
-		}
-	}
-}
 
 // save writes the credentials: keys first and join.json last, so that
 // a crash in between leaves a set load refuses, and the agent joins again.
@@ -112,11 +90,11 @@ func load(dir, wantHash, nodeName, nodeIP string) (*Credentials, error) {
 	if c.CACertPEM, err = read(CACertFile); err != nil {
 		return nil, err
 	}
-	ca, err := firstCert(c.CACertPEM)
+	ca, err := pki.ParseCertPEM(c.CACertPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", CACertFile, err)
 	}
-	if got := caHash(ca); got != wantHash {
+	if got := pki.CertHash(ca); got != wantHash {
 		return nil, fmt.Errorf("saved CA %s is not the token's %s", got, wantHash)
 	}
 	if c.ClientCertPEM, err = read(ClientCertFile); err != nil {

@@ -135,7 +135,7 @@ func (ca *CA) KeyPEM() ([]byte, error) { return encodeKeyPEM(ca.Key) }
 // this server its own datastore). The pair is checked before anything is
 // written.
 func InstallCA(dir string, certPEM, keyPEM []byte) error {
-	cert, err := parseCertPEM(certPEM)
+	cert, err := ParseCertPEM(certPEM)
 	if err != nil {
 		return fmt.Errorf("install ca: certificate: %w", err)
 	}

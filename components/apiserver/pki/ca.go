@@ -85,7 +85,7 @@ func loadCA(certPath, keyPath string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read ca certificate: %w", err)
 	}
-	cert, err := parseCertPEM(certPEM)
+	cert, err := ParseCertPEM(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", certPath, err)
 	}
@@ -164,8 +164,12 @@ func createCA(certPath, keyPath string) (*CA, error) {
 // compares it with the CA the server presents before sending credentials.
 // Hashing the public key rather than the whole certificate keeps the pin
 // valid across a re-signed CA certificate with the same key.
-func (ca *CA) Hash() string {
-	sum := sha256.Sum256(ca.Cert.RawSubjectPublicKeyInfo)
+func (ca *CA) Hash() string { return CertHash(ca.Cert) }
+
+// CertHash is CA.Hash for any certificate: what a joining agent computes
+// for the CA a server presents.
+func CertHash(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 

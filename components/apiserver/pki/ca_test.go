@@ -48,7 +48,7 @@ func TestEnsureCA_createsThenReuses(t *testing.T) {
 	if err := c.CheckSignatureFrom(c); err != nil {
 		t.Errorf("CA is not self-signed: %v", err)
 	}
-	if got, _ := parseCertPEM(ca1.CertPEM); got == nil || !bytes.Equal(got.Raw, c.Raw) {
+	if got, _ := ParseCertPEM(ca1.CertPEM); got == nil || !bytes.Equal(got.Raw, c.Raw) {
 		t.Errorf("CertPEM does not hold Cert")
 	}
 

@@ -18,7 +18,7 @@ import (
 
 func parseCert(t *testing.T, certPEM []byte) *x509.Certificate {
 	t.Helper()
-	c, err := parseCertPEM(certPEM)
+	c, err := ParseCertPEM(certPEM)
 	if err != nil {
 		t.Fatal(err)
 	}

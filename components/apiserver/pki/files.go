@@ -95,8 +95,8 @@ func encodeKeyPEM(key crypto.Signer) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-// parseCertPEM returns the first certificate in b.
-func parseCertPEM(b []byte) (*x509.Certificate, error) {
+// ParseCertPEM returns the first certificate in b.
+func ParseCertPEM(b []byte) (*x509.Certificate, error) {
 	for {
 		var block *pem.Block
 		block, b = pem.Decode(b)

@@ -89,7 +89,7 @@ func (ca *CA) reusable(certPath, keyPath string, ips []net.IP, dnsNames []string
 	if err != nil {
 		return nil, nil, false
 	}
-	cert, err := parseCertPEM(certPEM)
+	cert, err := ParseCertPEM(certPEM)
 	if err != nil {
 		return nil, nil, false
 	}

@@ -298,7 +298,7 @@ func TestCA_IssueClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		leaf, err := parseCertPEM(c)
+		leaf, err := ParseCertPEM(c)
 		if err != nil {
 			t.Fatal(err)
 		}

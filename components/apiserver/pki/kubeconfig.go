@@ -28,7 +28,7 @@ func WriteKubeconfig(path, serverURL string, caPEM []byte, user, token string) e
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return fmt.Errorf("kubeconfig: server URL %q: want https://HOST[:PORT]", serverURL)
 	}
-	if _, err := parseCertPEM(caPEM); err != nil {
+	if _, err := ParseCertPEM(caPEM); err != nil {
 		return fmt.Errorf("kubeconfig: certificate authority: %w", err)
 	}
 	if user == "" {
