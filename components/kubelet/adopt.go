@@ -23,7 +23,7 @@ func (k *Kubelet) removeOrphans(ctx context.Context, pods []corev1.Pod) error {
 	for i := range pods {
 		live[pods[i].UID] = true
 	}
-	sbs, err := k.rt.ListPodSandboxes(ctx)
+	sbs, err := k.rt.ListPodSandboxes(ctx, runtime.SandboxFilter{})
 	if err != nil {
 		return fmt.Errorf("list sandboxes: %w", err)
 	}

@@ -31,7 +31,7 @@ func (k *Kubelet) relistLoop(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		sbs, err := k.rt.ListPodSandboxes(ctx)
+		sbs, err := k.rt.ListPodSandboxes(ctx, runtime.SandboxFilter{})
 		if err != nil {
 			continue
 		}

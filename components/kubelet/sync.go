@@ -106,7 +106,7 @@ func (pr *podRuntime) current(name string) *runtime.ContainerStatus {
 
 // inspect reads a pod's sandboxes and containers from the runtime.
 func (k *Kubelet) inspect(ctx context.Context, uid types.UID) (*podRuntime, error) {
-	sbs, err := k.rt.ListPodSandboxes(ctx)
+	sbs, err := k.rt.ListPodSandboxes(ctx, runtime.SandboxFilter{PodUID: string(uid)})
 	if err != nil {
 		return nil, fmt.Errorf("list sandboxes: %w", err)
 	}

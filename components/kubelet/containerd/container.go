@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
 	ctrd "github.com/containerd/containerd"
 	tasks "github.com/containerd/containerd/api/services/tasks/v1"
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/containers"
@@ -131,7 +133,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("container %s logs: %w", id, err)
 	}
-	task, err := ct.NewTask(ctx, func(string) (cio.IO, error) { return relayIO{fc}, nil })
+	task, err := ct.NewTask(ctx, func(string) (cio.IO, error) { return relayIO{fc}, nil }, r.taskOpts()...)
 	if err != nil {
 		relay.close()
 		return fmt.Errorf("create task %s: %w", rec.Name, err)
@@ -441,4 +443,25 @@ func parseTime(s string) time.Time {
 
 func isNotFound(err error) bool {
 	return errdefs.IsNotFound(err) || errors.Is(err, runtime.ErrNotFound)
+}
+
+// taskOpts are the options of a new task: with kiln's own containerd,
+// runc keeps its state on the state tmpfs too (its default, /run, may be
+// a disk).
+func (r *Runtime) taskOpts() []ctrd.NewTaskOpts {
+	if r.daemon == nil {
+		return nil
+	}
+	root := filepath.Join(r.p.state, "runc")
+	return []ctrd.NewTaskOpts{func(_ context.Context, _ *ctrd.Client, ti *ctrd.TaskInfo) error {
+		if ti.Options == nil {
+			ti.Options = &runcoptions.Options{}
+		}
+		opts, ok := ti.Options.(*runcoptions.Options)
+		if !ok {
+			return fmt.Errorf("task options are %T, not runc's", ti.Options)
+		}
+		opts.Root = root
+		return nil
+	}}
 }

@@ -114,6 +114,19 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if r.daemon != nil {
+		if err := mountStateFS(r.p.state); err != nil {
+			return err
+		}
+		defer func() {
+			if r.daemon.abrupt.Load() {
+				return // as kill -9 would leave it
+			}
+			if err := unmountStateFS(r.p.state); err != nil {
+				r.log.Warn("cannot unmount containerd state", logKeyErr, err)
+			}
+		}()
+	}
 	for _, dir := range []string{r.p.dir, r.p.netns, r.p.io, r.p.exec, r.cfg.ImagesDir} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {
 			return err

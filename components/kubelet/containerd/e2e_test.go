@@ -266,7 +266,7 @@ func (n *e2eNode) deleteAllPods(t testing.TB) {
 		for _, c := range cs {
 			left = append(left, "container "+c.Name)
 		}
-		sbs, serr := n.rt.ListPodSandboxes(ctx)
+		sbs, serr := n.rt.ListPodSandboxes(ctx, runtime.SandboxFilter{})
 		for _, sb := range sbs {
 			left = append(left, "sandbox "+sb.Name)
 		}
@@ -298,7 +298,7 @@ func (n *e2eNode) removeAll(t testing.TB) {
 			t.Errorf("cleanup: %v", err)
 		}
 	}
-	sbs, err := n.rt.ListPodSandboxes(ctx)
+	sbs, err := n.rt.ListPodSandboxes(ctx, runtime.SandboxFilter{})
 	if err != nil {
 		t.Errorf("cleanup: %v", err)
 	}

@@ -98,7 +98,7 @@ func TestRuntime_Restart_adoptsRunningContainers(t *testing.T) {
 			}
 		}
 	}
-	sbs, err := b.rt.ListPodSandboxes(t.Context())
+	sbs, err := b.rt.ListPodSandboxes(t.Context(), runtime.SandboxFilter{})
 	if err != nil || len(sbs) != 1 || sbs[0].ID != sb.ID || sbs[0].State != runtime.SandboxReady || sbs[0].IP != sb.IP {
 		t.Fatalf("sandboxes after restart = %+v, %v", sbs, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+	"golang.org/x/sys/unix"
 
 	"kiln.dev/kiln/components/internal/imagebuild"
 	"kiln.dev/kiln/components/kubelet/runtime"
@@ -157,13 +158,27 @@ func TestRuntime_Conformance(t *testing.T) {
 		if sb.State != runtime.SandboxReady || sb.PodUID != "uid-web" || sb.Name != "web" || sb.Namespace != "default" {
 			t.Fatalf("sandbox = %+v", sb)
 		}
-		sbs, err := rt.ListPodSandboxes(t.Context())
+		sbs, err := rt.ListPodSandboxes(t.Context(), runtime.SandboxFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		i := slices.IndexFunc(sbs, func(s *runtime.Sandbox) bool { return s.ID == sb.ID })
 		if i < 0 || sbs[i].IP != sb.IP || sbs[i].Labels[runtime.LabelPodName] != "web" || len(sbs[i].Labels) != 3 {
 			t.Fatalf("ListPodSandboxes = %+v", sbs)
+		}
+		// The kubelet's look at one pod: that pod's sandboxes only.
+		other := n.sandbox(t, "other", true)
+		for uid, want := range map[string]string{"uid-web": sb.ID, "uid-other": other.ID} {
+			got, err := rt.ListPodSandboxes(t.Context(), runtime.SandboxFilter{PodUID: uid})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].ID != want {
+				t.Fatalf("ListPodSandboxes(pod %s) = %+v, want only %s", uid, got, want)
+			}
+		}
+		if err := rt.RemovePodSandbox(t.Context(), other.ID); err != nil {
+			t.Fatal(err)
 		}
 	})
 
@@ -191,6 +206,21 @@ func TestRuntime_Conformance(t *testing.T) {
 			st.Image != imagebuild.DemoWebRef || !strings.HasPrefix(st.ImageID, "kiln.dev/demo-web@sha256:") || st.LogPath != webLog ||
 			st.Annotations[runtime.AnnotationContainerHash] != "abc" || st.Labels[runtime.LabelContainerName] != "web" {
 			t.Fatalf("ContainerStatus = %+v", st)
+		}
+	})
+
+	t.Run("StateOnTmpfs", func(t *testing.T) {
+		// kiln's containerd keeps bundles and runc's state in memory.
+		if fs := fsType(t, n.rt.p.state); fs != unix.TMPFS_MAGIC {
+			t.Fatalf("containerd state %s is on filesystem %#x, want tmpfs", n.rt.p.state, fs)
+		}
+		for _, p := range []string{
+			filepath.Join(n.rt.p.state, taskBundles, n.rt.Namespace(), webID, "config.json"),
+			filepath.Join(n.rt.p.state, "runc", n.rt.Namespace(), webID, "state.json"),
+		} {
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("running container's state: %v", err)
+			}
 		}
 	})
 
@@ -382,7 +412,7 @@ func TestRuntime_Conformance(t *testing.T) {
 		if err := rt.StopPodSandbox(t.Context(), sb.ID); err != nil {
 			t.Fatalf("second stop: %v", err)
 		}
-		sbs, _ := rt.ListPodSandboxes(t.Context())
+		sbs, _ := rt.ListPodSandboxes(t.Context(), runtime.SandboxFilter{})
 		i := slices.IndexFunc(sbs, func(s *runtime.Sandbox) bool { return s.ID == sb.ID })
 		if i < 0 || sbs[i].State != runtime.SandboxNotReady {
 			t.Fatalf("after stop: %+v", sbs)
@@ -403,7 +433,7 @@ func TestRuntime_Conformance(t *testing.T) {
 		if _, err := rt.ContainerStatus(t.Context(), created); !isNotFoundErr(err) {
 			t.Fatalf("container of removed sandbox: %v", err)
 		}
-		sbs, _ = rt.ListPodSandboxes(t.Context())
+		sbs, _ = rt.ListPodSandboxes(t.Context(), runtime.SandboxFilter{})
 		if slices.ContainsFunc(sbs, func(s *runtime.Sandbox) bool { return s.ID == sb.ID }) {
 			t.Fatal("removed sandbox still listed")
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 
 	ctrd "github.com/containerd/containerd"
 	"github.com/containerd/containerd/containers"
@@ -178,13 +179,18 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
 	return nil
 }
 
-// ListPodSandboxes implements runtime.Runtime.
-func (r *Runtime) ListPodSandboxes(ctx context.Context) ([]*runtime.Sandbox, error) {
+// ListPodSandboxes implements runtime.Runtime. containerd filters by
+// label, so the kubelet's look at one pod decodes that pod's records only.
+func (r *Runtime) ListPodSandboxes(ctx context.Context, filter runtime.SandboxFilter) ([]*runtime.Sandbox, error) {
 	c, err := r.getClient()
 	if err != nil {
 		return nil, err
 	}
-	recs, err := c.ContainerService().List(ctx, kindFilter(kindSandbox, "", ""))
+	f := kindFilter(kindSandbox, "", "")
+	if filter.PodUID != "" {
+		f += fmt.Sprintf(",labels.%q==%s", labelPodUID, strconv.Quote(filter.PodUID))
+	}
+	recs, err := c.ContainerService().List(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("list sandboxes: %w", err)
 	}

@@ -46,7 +46,7 @@ func TestRuntime_sharedContainerd(t *testing.T) {
 		if len(cs) != 1 || cs[0].ID != ids[i] {
 			t.Fatalf("node %d lists %d containers, want only its own", i, len(cs))
 		}
-		sbs, err := n.rt.ListPodSandboxes(t.Context())
+		sbs, err := n.rt.ListPodSandboxes(t.Context(), runtime.SandboxFilter{})
 		if err != nil || len(sbs) != 1 {
 			t.Fatalf("node %d lists %d sandboxes (%v), want 1", i, len(sbs), err)
 		}

@@ -248,7 +248,7 @@ func (n *testNode) removeAll() {
 			_ = o.Delete(ctx, ctrd.WithSnapshotCleanup)
 		}
 	}
-	sbs, err := n.rt.ListPodSandboxes(ctx)
+	sbs, err := n.rt.ListPodSandboxes(ctx, runtime.SandboxFilter{})
 	if err != nil {
 		n.t.Errorf("cleanup: %v", err)
 	}

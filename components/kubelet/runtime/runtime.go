@@ -64,9 +64,9 @@ type Runtime interface {
 	// RemovePodSandbox removes a stopped sandbox and whatever is left of
 	// it; idempotent. Its containers must have been removed first.
 	RemovePodSandbox(ctx context.Context, id string) error
-	// ListPodSandboxes returns every sandbox this runtime (in its
-	// namespace) holds, ready or not.
-	ListPodSandboxes(ctx context.Context) ([]*Sandbox, error)
+	// ListPodSandboxes returns the sandboxes this runtime (in its
+	// namespace) holds that match filter, ready or not.
+	ListPodSandboxes(ctx context.Context, filter SandboxFilter) ([]*Sandbox, error)
 
 	// CreateContainer creates (does not start) a container in a sandbox.
 	CreateContainer(ctx context.Context, sandboxID string, cfg *ContainerConfig) (string, error)
@@ -295,6 +295,11 @@ func (s ContainerState) String() string {
 		return "exited"
 	}
 	return "unknown"
+}
+
+// SandboxFilter selects sandboxes; empty fields match all.
+type SandboxFilter struct {
+	PodUID string
 }
 
 // ContainerFilter selects containers; empty fields match all.

@@ -324,12 +324,15 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
 	return nil
 }
 
-// ListPodSandboxes returns every sandbox.
-func (r *Runtime) ListPodSandboxes(context.Context) ([]*runtime.Sandbox, error) {
+// ListPodSandboxes returns the sandboxes that match filter.
+func (r *Runtime) ListPodSandboxes(_ context.Context, filter runtime.SandboxFilter) ([]*runtime.Sandbox, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]*runtime.Sandbox, 0, len(r.sandboxes))
 	for _, sb := range r.sandboxes {
+		if filter.PodUID != "" && sb.PodUID != filter.PodUID {
+			continue
+		}
 		s := sb.Sandbox
 		s.Labels = maps.Clone(sb.Labels)
 		out = append(out, &s)
