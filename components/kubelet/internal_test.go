@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"kiln.dev/kiln/components/kubelet/runtime"
 )
@@ -302,5 +303,33 @@ func TestRegistryCredentials(t *testing.T) {
 		if (err != nil) != tc.err || !slices.Equal(got, tc.want) {
 			t.Errorf("%s: %+v, %v; want %+v (error %v)", tc.name, got, err, tc.want, tc.err)
 		}
+	}
+}
+
+// TestHandlePod_statusEcho: the informer's return of the kubelet's own
+// status write updates the worker's pod without a sync; any other change
+// (another writer's, or a later one) wakes the worker.
+func TestHandlePod_statusEcho(t *testing.T) {
+	k := &Kubelet{cfg: Config{NodeName: "n1"}, workers: map[types.UID]*podWorker{}}
+	pod := func(rv string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "u1", ResourceVersion: rv},
+			Spec:       corev1.PodSpec{NodeName: "n1"},
+		}
+	}
+	w := newPodWorker(pod("4"))
+	k.workers["u1"] = w
+	w.echoRV = "5"
+
+	k.handlePod(pod("5"))
+	if len(w.wake) != 0 {
+		t.Fatal("the echo of the kubelet's own status write woke the worker")
+	}
+	if got, _ := w.snapshot(); got.ResourceVersion != "5" {
+		t.Fatalf("worker holds pod at %s, want the echo's 5", got.ResourceVersion)
+	}
+	k.handlePod(pod("6"))
+	if len(w.wake) != 1 {
+		t.Fatal("a change after the kubelet's write did not wake the worker")
 	}
 }

@@ -411,6 +411,9 @@ func (k *Kubelet) writeStatus(ctx context.Context, w *podWorker, pod *corev1.Pod
 	if rv, err := strconv.ParseInt(out.ResourceVersion, 10, 64); err == nil {
 		st.lastRV = rv
 	}
+	w.mu.Lock()
+	w.echoRV = out.ResourceVersion
+	w.mu.Unlock()
 	return nil
 }
 

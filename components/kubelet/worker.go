@@ -25,6 +25,9 @@ type podWorker struct {
 	mu   sync.Mutex
 	pod  *corev1.Pod
 	gone bool
+	// echoRV is the resourceVersion of the pod as this kubelet's last
+	// status write left it: its return through the informer is no news.
+	echoRV string
 
 	state podState
 }
@@ -59,8 +62,14 @@ func (k *Kubelet) handlePod(obj any) {
 	if w, ok := k.workers[pod.UID]; ok {
 		w.mu.Lock()
 		w.pod = pod
+		echo := pod.ResourceVersion == w.echoRV
 		w.mu.Unlock()
-		w.signal()
+		// The echo of our own status write changes nothing to sync: a
+		// sync would only read the runtime again (at a burst of pod
+		// starts, a third of the kubelet's runtime calls).
+		if !echo {
+			w.signal()
+		}
 		return
 	}
 	if k.stopping {
