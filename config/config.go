@@ -31,6 +31,10 @@ const (
 	DefaultNodeMonitorGracePeriod = 40 * time.Second
 	// DefaultKubeletPort is where the kubelet serves logs, on NodeIP.
 	DefaultKubeletPort = 10250
+	// DefaultContainerLogMaxSize and DefaultContainerLogMaxFiles rotate
+	// container logs as the kubelet's defaults do.
+	DefaultContainerLogMaxSize  = "10Mi"
+	DefaultContainerLogMaxFiles = 5
 	// DefaultLogLevel is the slog level name used when LogLevel is empty.
 	DefaultLogLevel = "info"
 
@@ -171,6 +175,14 @@ type Config struct {
 	// KubeletPort is the kubelet's HTTPS port on NodeIP; default
 	// DefaultKubeletPort. Flag --kubelet-port.
 	KubeletPort int `json:"kubeletPort,omitempty"`
+	// ContainerLogMaxSize is the size (a quantity: "10Mi") at which a
+	// container's log file is rotated, and ContainerLogMaxFiles how many
+	// files each container keeps, the current one included (at least
+	// 2); defaults DefaultContainerLogMaxSize and
+	// DefaultContainerLogMaxFiles, as the kubelet's. Flags
+	// --container-log-max-size and --container-log-max-files.
+	ContainerLogMaxSize  string `json:"containerLogMaxSize,omitempty"`
+	ContainerLogMaxFiles int    `json:"containerLogMaxFiles,omitempty"`
 	// ContainerRuntimeEndpoint is the socket of an existing containerd;
 	// empty means kiln runs its own under DATA_DIR/containerd, as k3s
 	// does. Flag --container-runtime-endpoint.

@@ -27,6 +27,10 @@ func (c *Config) SetDefaults() {
 	if c.KubeletPort == 0 {
 		c.KubeletPort = DefaultKubeletPort
 	}
+	setString(&c.ContainerLogMaxSize, DefaultContainerLogMaxSize)
+	if c.ContainerLogMaxFiles == 0 {
+		c.ContainerLogMaxFiles = DefaultContainerLogMaxFiles
+	}
 	if c.NodeMonitorGracePeriod.Duration == 0 {
 		c.NodeMonitorGracePeriod.Duration = DefaultNodeMonitorGracePeriod
 	}

@@ -26,6 +26,8 @@ const (
 	flagDashboardToken    = "dashboard-token-file"
 	flagTokenAuthFile     = "token-auth-file"
 	flagKubeletPort       = "kubelet-port"
+	flagLogMaxSize        = "container-log-max-size"
+	flagLogMaxFiles       = "container-log-max-files"
 	flagNodeGrace         = "node-monitor-grace-period"
 	flagNotReadyTol       = "default-not-ready-toleration-seconds"
 	flagUnreachableTol    = "default-unreachable-toleration-seconds"
@@ -50,6 +52,8 @@ type Flags struct {
 	clusterCIDR, serviceCIDR, clusterDNS string
 	nodePortRange, nodeName, logLevel    string
 	nodeIP, runtimeEndpoint              string
+	logMaxSize                           string
+	logMaxFiles                          int
 	dashboardTokenFile                   string
 	tokenAuthFile                        string
 	kubeletPort                          int
@@ -103,6 +107,12 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) *Flags {
 		kubeletPort = DefaultKubeletPort
 	}
 	fs.IntVar(&f.kubeletPort, flagKubeletPort, kubeletPort, "kubelet HTTPS port on the node IP")
+	fs.StringVar(&f.logMaxSize, flagLogMaxSize, or(c.ContainerLogMaxSize, DefaultContainerLogMaxSize), "size at which a container's log file is rotated")
+	logMaxFiles := c.ContainerLogMaxFiles
+	if logMaxFiles == 0 {
+		logMaxFiles = DefaultContainerLogMaxFiles
+	}
+	fs.IntVar(&f.logMaxFiles, flagLogMaxFiles, logMaxFiles, "log files kept per container, the current one included")
 	fs.DurationVar(&f.nodeGrace, flagNodeGrace, orDur(c.NodeMonitorGracePeriod, DefaultNodeMonitorGracePeriod), "how long a node may miss its Lease renewals before it is marked unreachable")
 	orSecs := func(v int64) int64 {
 		if v != 0 {
@@ -158,6 +168,7 @@ func (f *Flags) Apply(fs *pflag.FlagSet, c *Config) error {
 		{flagDashboardToken, &c.DashboardTokenFile, f.dashboardTokenFile},
 		{flagTokenAuthFile, &c.TokenAuthFile, f.tokenAuthFile},
 		{flagRuntimeEndpoint, &c.ContainerRuntimeEndpoint, f.runtimeEndpoint},
+		{flagLogMaxSize, &c.ContainerLogMaxSize, f.logMaxSize},
 		{flagDatastoreCAFile, &c.Datastore.CAFile, f.caFile},
 		{flagDatastoreCertFile, &c.Datastore.CertFile, f.certFile},
 		{flagDatastoreKeyFile, &c.Datastore.KeyFile, f.keyFile},
@@ -170,6 +181,9 @@ func (f *Flags) Apply(fs *pflag.FlagSet, c *Config) error {
 	}
 	if fs.Changed(flagKubeletPort) {
 		c.KubeletPort = f.kubeletPort
+	}
+	if fs.Changed(flagLogMaxFiles) {
+		c.ContainerLogMaxFiles = f.logMaxFiles
 	}
 	if fs.Changed(flagNodeGrace) {
 		c.NodeMonitorGracePeriod = Duration{f.nodeGrace}

@@ -52,7 +52,7 @@ func TestFlags_Apply(t *testing.T) {
 				"--datastore-cafile=/ca", "--datastore-certfile=/crt", "--datastore-keyfile=/key",
 				"--datastore-compact-interval=-1s", "--datastore-compact-retention=99", "--datastore-compact-min-age=1m",
 				"--token=s3cr3t-s3cr3t-s3cr3t", "--leader-elect-lease-duration=20s", "--leader-elect-renew-deadline=15s",
-				"--leader-elect-retry-period=3s",
+				"--leader-elect-retry-period=3s", "--container-log-max-size=50Mi", "--container-log-max-files=3",
 			},
 			want: func(c *Config) {
 				c.DashboardListen, c.ClusterCIDR, c.ServiceCIDR = ":9090", "10.50.0.0/16", "10.51.0.0/16"
@@ -63,6 +63,7 @@ func TestFlags_Apply(t *testing.T) {
 				c.Datastore.CompactMinAge = Duration{time.Minute}
 				c.Token = "s3cr3t-s3cr3t-s3cr3t"
 				c.LeaderElection = LeaderElection{Duration{20 * time.Second}, Duration{15 * time.Second}, Duration{3 * time.Second}}
+				c.ContainerLogMaxSize, c.ContainerLogMaxFiles = "50Mi", 3
 			},
 		},
 		{

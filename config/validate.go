@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"kiln.dev/kiln/components/apiserver/pki"
@@ -105,6 +106,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DefaultUnreachableTolerationSeconds < 0 {
 		add("defaultUnreachableTolerationSeconds", "%d is negative", c.DefaultUnreachableTolerationSeconds)
+	}
+	if _, err := c.ContainerLogMaxBytes(); err != nil {
+		add("containerLogMaxSize", "%w", err)
+	}
+	if c.ContainerLogMaxFiles < 2 {
+		add("containerLogMaxFiles", "%d, want at least 2 (the current file and one rotated)", c.ContainerLogMaxFiles)
 	}
 	if c.KubeletPort < 1 || c.KubeletPort > 65535 {
 		add("kubeletPort", "%d is not a port (1-65535)", c.KubeletPort)
@@ -403,4 +410,17 @@ func validateRef(ref string) error {
 		return fmt.Errorf("invalid ref %q", ref)
 	}
 	return nil
+}
+
+// ContainerLogMaxBytes is ContainerLogMaxSize in bytes.
+func (c *Config) ContainerLogMaxBytes() (int64, error) {
+	q, err := resource.ParseQuantity(c.ContainerLogMaxSize)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size such as 10Mi", c.ContainerLogMaxSize)
+	}
+	n, ok := q.AsInt64()
+	if !ok || n < 1024 {
+		return 0, fmt.Errorf("%q: want at least 1Ki", c.ContainerLogMaxSize)
+	}
+	return n, nil
 }

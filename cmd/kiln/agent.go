@@ -51,6 +51,8 @@ type agentFlags struct {
 	bridgeName  string
 	kubeletPort int
 	logLevel    string
+	logMaxSize  string
+	logMaxFiles int
 }
 
 func agentCmd() *cobra.Command {
@@ -70,6 +72,8 @@ func agentCmd() *cobra.Command {
 	fs.StringVar(&f.bridgeName, "bridge-name", containerd.DefaultBridgeName, "the pods' Linux bridge (at most 15 bytes)")
 	fs.IntVar(&f.kubeletPort, "kubelet-port", config.DefaultKubeletPort, "the kubelet's HTTPS port on the node IP")
 	fs.StringVar(&f.logLevel, "log-level", config.DefaultLogLevel, "debug, info, warn or error")
+	fs.StringVar(&f.logMaxSize, "container-log-max-size", config.DefaultContainerLogMaxSize, "size at which a container's log file is rotated")
+	fs.IntVar(&f.logMaxFiles, "container-log-max-files", config.DefaultContainerLogMaxFiles, "log files kept per container, the current one included")
 	var cleanup bool
 	fs.BoolVar(&cleanup, "cleanup-network", false, "remove kiln's iptables rules, cluster DNS link, pod bridge (--bridge-name) and routes, then exit (before an uninstall)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -120,8 +124,15 @@ func (f *agentFlags) config() (*config.Config, error) {
 	if err := l.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
-	cfg := &config.Config{DataDir: f.dataDir, NodeName: f.nodeName, NodeIP: f.nodeIP, KubeletPort: f.kubeletPort, LogLevel: f.logLevel}
+	cfg := &config.Config{DataDir: f.dataDir, NodeName: f.nodeName, NodeIP: f.nodeIP, KubeletPort: f.kubeletPort, LogLevel: f.logLevel,
+		ContainerLogMaxSize: f.logMaxSize, ContainerLogMaxFiles: f.logMaxFiles}
 	cfg.SetDefaults()
+	if _, err := cfg.ContainerLogMaxBytes(); err != nil {
+		return nil, fmt.Errorf("--container-log-max-size: %w", err)
+	}
+	if cfg.ContainerLogMaxFiles < 2 {
+		return nil, fmt.Errorf("--container-log-max-files %d: want at least 2", cfg.ContainerLogMaxFiles)
+	}
 	if errs := validation.IsDNS1123Subdomain(cfg.NodeName); len(errs) > 0 {
 		return nil, fmt.Errorf("--node-name %q: %s", cfg.NodeName, strings.Join(errs, "; "))
 	}

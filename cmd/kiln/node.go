@@ -94,7 +94,13 @@ func startNode(ctx context.Context, g *errgroup.Group, cfg *config.Config, rc *r
 // the containerd it started. The containers keep running, as with k3s,
 // and the next start adopts them.
 func startKubelet(ctx context.Context, g *errgroup.Group, cfg *config.Config, rc *rest.Config, cert tls.Certificate, bridgeName string, log *slog.Logger) error {
+	logMax, err := cfg.ContainerLogMaxBytes()
+	if err != nil {
+		return fmt.Errorf("containerLogMaxSize: %w", err)
+	}
 	rt, err := containerd.New(containerd.Config{
+		LogMaxSize:  logMax,
+		LogMaxFiles: cfg.ContainerLogMaxFiles,
 		RootDir:     cfg.DataDir,
 		Endpoint:    cfg.ContainerRuntimeEndpoint,
 		Namespace:   cfg.NodeName,

@@ -2,12 +2,14 @@ package kubelet
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,6 +126,57 @@ func TestServeLog(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestServeLog_followsRotation: kubectl logs -f goes on into the new
+// file when the runtime rotates the log, without losing what was written
+// to the old one just before it was moved aside.
+func TestServeLog_followsRotation(t *testing.T) {
+	cri := func(text string) string {
+		return time.Now().UTC().Format(time.RFC3339Nano) + " stdout F " + text + "\n"
+	}
+	appendTo := func(path string, texts ...string) {
+		t.Helper()
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		for _, text := range texts {
+			if _, err := f.WriteString(cri(text)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	path := filepath.Join(t.TempDir(), "0.log")
+	appendTo(path, "a1", "a2")
+	var running atomic.Bool
+	running.Store(true)
+	rec := httptest.NewRecorder()
+	done := make(chan error, 1)
+	go func() {
+		done <- serveLog(t.Context(), rec, path, logRequest{tailLines: -1, follow: true}, func(context.Context) bool { return running.Load() })
+	}()
+	time.Sleep(2 * followPoll) // the reader waits at the end of a2
+	appendTo(path, "a3")       // the last line before the rotation
+	if err := os.Rename(path, path+".20240501-100000"); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(path, "b1", "b2")
+	time.Sleep(2 * followPoll)
+	appendTo(path, "b3")
+	running.Store(false)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serveLog did not return after the container stopped")
+	}
+	if got, want := rec.Body.String(), "a1\na2\na3\nb1\nb2\nb3\n"; got != want {
+		t.Fatalf("followed %q, want %q", got, want)
 	}
 }
 

@@ -119,7 +119,7 @@ func serveLog(ctx context.Context, w http.ResponseWriter, path string, lr logReq
 		}
 	}
 	w.WriteHeader(http.StatusOK)
-	err = copyLog(ctx, f, lw, lr, running)
+	err = copyLog(ctx, f, path, lw, lr, running)
 	if errors.Is(err, errLimit) {
 		return nil
 	}
@@ -147,10 +147,22 @@ func openLog(ctx context.Context, path string, follow bool, running func(context
 	}
 }
 
-func copyLog(ctx context.Context, f *os.File, lw *logWriter, lr logRequest, running func(context.Context) bool) error {
+// copyLog writes the lines of f, which was opened at path. Following, it
+// goes on into the new file at path when the runtime rotates the log.
+func copyLog(ctx context.Context, f *os.File, path string, lw *logWriter, lr logRequest, running func(context.Context) bool) error {
 	r := bufio.NewReaderSize(f, 64<<10)
 	var pending []byte
 	draining := false
+	var next *os.File // the file after a rotation, read once f is drained
+	orig := f         // the caller closes it
+	defer func() {
+		if next != nil {
+			next.Close()
+		}
+		if f != orig {
+			f.Close()
+		}
+	}()
 	for {
 		chunk, err := r.ReadBytes('\n')
 		pending = append(pending, chunk...)
@@ -170,6 +182,20 @@ func copyLog(ctx context.Context, f *os.File, lw *logWriter, lr logRequest, runn
 				_ = lw.flush()
 			}
 			if !draining {
+				if next != nil {
+					// The rotated file is read to its end (the runtime
+					// wrote it last before moving it aside): go on in
+					// the new one.
+					if f != orig {
+						f.Close()
+					}
+					f, next = next, nil
+					r.Reset(f)
+					continue
+				}
+				if next = rotatedTo(f, path); next != nil {
+					continue
+				}
 				if !running(ctx) {
 					// The container is gone: read what it wrote last,
 					// then stop.
@@ -187,6 +213,25 @@ func copyLog(ctx context.Context, f *os.File, lw *logWriter, lr logRequest, runn
 		}
 		return nil
 	}
+}
+
+// rotatedTo opens the file now at path if it is not f: the runtime moved
+// f aside and started a new log. Nil while path is still f, or not there
+// yet.
+func rotatedTo(f *os.File, path string) *os.File {
+	cur, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	st, err := os.Stat(path)
+	if err != nil || os.SameFile(cur, st) {
+		return nil
+	}
+	nf, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	return nf
 }
 
 // emit writes one file line; lines that are not CRI lines are written

@@ -30,6 +30,10 @@ const (
 	DefaultContainerdBinary  = "containerd"
 	// DefaultSnapshotter unpacks images into overlayfs.
 	DefaultSnapshotter = "overlayfs"
+	// DefaultLogMaxSize and DefaultLogMaxFiles are the kubelet's
+	// defaults for rotating container logs (10Mi, 5 files).
+	DefaultLogMaxSize  = 10 << 20
+	DefaultLogMaxFiles = 5
 	// DefaultStartTimeout bounds the wait for containerd's socket.
 	DefaultStartTimeout = 30 * time.Second
 )
@@ -68,6 +72,13 @@ type Config struct {
 	// NodeIP is the IP reported for host-network sandboxes; default the
 	// address of the interface that holds the default route.
 	NodeIP string
+	// LogMaxSize is the size at which a container's log file is rotated
+	// (the kubelet's containerLogMaxSize); default DefaultLogMaxSize.
+	LogMaxSize int64
+	// LogMaxFiles is how many log files a container keeps, the current
+	// one included (containerLogMaxFiles, at least 2); default
+	// DefaultLogMaxFiles.
+	LogMaxFiles int
 	// ContainerdBinary is the containerd executable to start.
 	ContainerdBinary string
 	// StartTimeout bounds the wait for a started containerd's socket.
@@ -137,6 +148,18 @@ func (c *Config) setDefaults() error {
 	c.ClusterCIDR = ipnet.String()
 	if c.NodeIP != "" && net.ParseIP(c.NodeIP) == nil {
 		return fmt.Errorf("NodeIP: %q is not an IP address", c.NodeIP)
+	}
+	if c.LogMaxSize == 0 {
+		c.LogMaxSize = DefaultLogMaxSize
+	}
+	if c.LogMaxSize < 0 {
+		return fmt.Errorf("LogMaxSize: %d is negative", c.LogMaxSize)
+	}
+	if c.LogMaxFiles == 0 {
+		c.LogMaxFiles = DefaultLogMaxFiles
+	}
+	if c.LogMaxFiles < 2 {
+		return fmt.Errorf("LogMaxFiles: %d, want at least 2 (the current file and one rotated)", c.LogMaxFiles)
 	}
 	if c.ContainerdBinary == "" {
 		c.ContainerdBinary = DefaultContainerdBinary

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -90,7 +91,12 @@ func (r *Runtime) startRelay(id, logPath string, fc cio.Config, openTimeout time
 		}
 		out = f
 	}
-	w := &criWriter{f: out}
+	w := &criWriter{f: out, path: logPath, maxSize: r.cfg.LogMaxSize, maxFiles: r.cfg.LogMaxFiles}
+	if out != nil {
+		if st, err := out.Stat(); err == nil {
+			w.size = st.Size() // a restarted kiln appends to the file
+		}
+	}
 	l := &logRelay{done: make(chan struct{})}
 	type stream struct {
 		name string
@@ -136,9 +142,7 @@ func (r *Runtime) startRelay(id, logPath string, fc cio.Config, openTimeout time
 		stop()
 		cancelOpen()
 		l.close()
-		if out != nil {
-			out.Close()
-		}
+		w.close()
 		close(l.done)
 	}()
 	return l, nil
@@ -201,11 +205,18 @@ func copyLines(stream string, rc io.Reader, w *criWriter) {
 }
 
 // criWriter appends CRI log entries to one file; stdout and stderr share
-// it, so entries are written whole under a lock.
+// it, so entries are written whole under a lock. Past maxSize the file is
+// rotated as the kubelet does: renamed to path.<time> and started anew,
+// keeping maxFiles files in all, so a chatty container cannot fill the
+// disk.
 type criWriter struct {
-	mu  sync.Mutex
-	f   *os.File // nil: discard
-	buf []byte
+	mu       sync.Mutex
+	f        *os.File // nil: discard
+	buf      []byte
+	path     string
+	size     int64
+	maxSize  int64 // 0: never rotate
+	maxFiles int
 }
 
 func (w *criWriter) write(stream string, tag byte, text []byte) {
@@ -221,9 +232,63 @@ func (w *criWriter) write(stream string, tag byte, text []byte) {
 	b = append(b, text...)
 	b = append(b, '\n')
 	w.buf = b
+	if w.maxSize > 0 && w.size > 0 && w.size+int64(len(b)) > w.maxSize {
+		w.rotate()
+	}
 	// A failed write (disk full) loses the line; the relay keeps reading
 	// so the container never blocks on its output.
-	_, _ = w.f.Write(b)
+	n, _ := w.f.Write(b)
+	w.size += int64(n)
+}
+
+// rotatedTimeFormat names rotated files after the time they were moved
+// aside, as the kubelet does (0.log.20240501-100000), with nanoseconds:
+// a chatty container may fill several files a second, and the fixed
+// width makes the names sort oldest first.
+const rotatedTimeFormat = "20060102-150405.000000000"
+
+// rotate moves the current file aside, opens a new one and removes the
+// oldest rotated files beyond maxFiles. On an error the writer keeps its
+// file and tries again after another maxSize.
+func (w *criWriter) rotate() {
+	w.size = 0
+	now := time.Now().UTC()
+	name := w.path + "." + now.Format(rotatedTimeFormat)
+	for fileExists(name) {
+		now = now.Add(time.Nanosecond)
+		name = w.path + "." + now.Format(rotatedTimeFormat)
+	}
+	if err := os.Rename(w.path, name); err != nil {
+		return
+	}
+	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		_ = os.Rename(name, w.path)
+		return
+	}
+	w.f.Close()
+	w.f = f
+	rotated, _ := filepath.Glob(w.path + ".*")
+	slices.Sort(rotated)
+	for len(rotated) > w.maxFiles-1 {
+		_ = os.Remove(rotated[0])
+		rotated = rotated[1:]
+	}
+}
+
+// close closes the current file (a rotation may have replaced the first).
+func (w *criWriter) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
 
 // relayIO is the cio.IO handed to containerd for a task: it only names

@@ -458,3 +458,67 @@ func TestRuntime_Conformance(t *testing.T) {
 		}
 	})
 }
+
+// TestRuntime_logRotation: a container that writes past the log size
+// limit leaves at most LogMaxFiles files of at most LogMaxSize each; the
+// files hold, oldest first, an unbroken run of its last lines, each
+// whole.
+func TestRuntime_logRotation(t *testing.T) {
+	const maxSize, maxFiles = 2048, 3
+	n := startNode(t, nodeOptions{logMaxSize: maxSize, logMaxFiles: maxFiles})
+	sb := n.sandbox(t, "chatty", true)
+	// demo-web env prints the environment sorted: the CHATTER lines in
+	// order, ZZZ_LAST last.
+	env := []runtime.KeyValue{{Key: "ZZZ_LAST", Value: "end"}}
+	for i := range 200 {
+		env = append(env, runtime.KeyValue{Key: fmt.Sprintf("CHATTER_%03d", i), Value: strings.Repeat("x", 40)})
+	}
+	id := n.run(t, sb, runtime.ContainerConfig{Name: "chatty", Command: []string{"/demo-web", "env"}, Env: env})
+	if st := n.waitState(t, id, runtime.ContainerExited, 20*time.Second); st.ExitCode != 0 {
+		t.Fatalf("chatty exited %d", st.ExitCode)
+	}
+	logPath := filepath.Join(n.root, "pods", sb.PodUID, "chatty", "0.log")
+	files, _ := filepath.Glob(logPath + "*")
+	if len(files) != maxFiles {
+		t.Fatalf("log files %q, want %d (about 12 KiB written, rotated at %d bytes)", files, maxFiles, maxSize)
+	}
+	slices.Sort(files)
+	files = append(files[1:], files[0]) // rotated ones oldest first, then 0.log
+	var texts []string
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() > maxSize {
+			t.Fatalf("%s is %d bytes, over %d", f, st.Size(), maxSize)
+		}
+		es, err := readLog(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, e := range es {
+			if e.tag != "F" || e.stream != "stdout" {
+				t.Fatalf("%s: entry %+v cut by the rotation", f, e)
+			}
+			texts = append(texts, e.text)
+		}
+	}
+	if texts[len(texts)-1] != "ZZZ_LAST=end" {
+		t.Fatalf("the newest file ends with %q, want the last line", texts[len(texts)-1])
+	}
+	prev := -1
+	for _, text := range texts {
+		var i int
+		if _, err := fmt.Sscanf(text, "CHATTER_%d=", &i); err != nil {
+			continue
+		}
+		if prev >= 0 && i != prev+1 {
+			t.Fatalf("CHATTER_%03d follows CHATTER_%03d: lines lost between the kept files", i, prev)
+		}
+		prev = i
+	}
+	if prev != 199 {
+		t.Fatalf("the last CHATTER line kept is %d, want 199", prev)
+	}
+}

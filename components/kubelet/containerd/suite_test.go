@@ -116,6 +116,9 @@ type nodeOptions struct {
 	keep bool
 	// endpoint is an existing containerd to use.
 	endpoint string
+	// logMaxSize and logMaxFiles rotate the container logs; 0: defaults.
+	logMaxSize  int64
+	logMaxFiles int
 }
 
 func startNode(t testing.TB, o nodeOptions) *testNode {
@@ -149,7 +152,8 @@ func startNode(t testing.TB, o nodeOptions) *testNode {
 		o.cidr = fmt.Sprintf("10.%d.%d.0/24", 200+rand.IntN(50), rand.IntN(256))
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	rt, err := New(Config{RootDir: o.root, Endpoint: o.endpoint, Namespace: o.ns, BridgeName: o.bridge, Logger: log})
+	rt, err := New(Config{RootDir: o.root, Endpoint: o.endpoint, Namespace: o.ns, BridgeName: o.bridge, Logger: log,
+		LogMaxSize: o.logMaxSize, LogMaxFiles: o.logMaxFiles})
 	if err != nil {
 		t.Fatal(err)
 	}

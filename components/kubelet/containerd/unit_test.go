@@ -1,6 +1,7 @@
 package containerd
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -70,6 +71,61 @@ func TestCopyLines_criFormat(t *testing.T) {
 		if es[i].stream != want[i].stream || es[i].tag != want[i].tag || es[i].text != want[i].text || es[i].time.Before(before) {
 			t.Fatalf("entry %d = %+v, want %+v", i, es[i], want[i])
 		}
+	}
+}
+
+// TestCriWriter_rotates: past the size limit the log moves aside and a
+// new file starts; only maxFiles files are kept, every entry stays whole
+// and the newest lines are in the current file.
+func TestCriWriter_rotates(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "0.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const maxSize, maxFiles, lines = 1024, 3, 200
+	w := &criWriter{f: f, path: path, maxSize: maxSize, maxFiles: maxFiles}
+	var in strings.Builder
+	for i := range lines {
+		fmt.Fprintf(&in, "line %03d of the container's chatter\n", i)
+	}
+	copyLines("stdout", strings.NewReader(in.String()), w)
+	w.close()
+
+	files, _ := filepath.Glob(filepath.Join(dir, "0.log*"))
+	if len(files) != maxFiles {
+		t.Fatalf("files %q, want %d", files, maxFiles)
+	}
+	slices.Sort(files)
+	// 0.log sorts first, then the rotated ones, oldest first.
+	files = append(files[1:], files[0])
+	next := -1
+	for _, name := range files {
+		st, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() > maxSize {
+			t.Fatalf("%s is %d bytes, over the %d limit", name, st.Size(), maxSize)
+		}
+		es, err := readLog(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, e := range es {
+			var n int
+			if _, err := fmt.Sscanf(e.text, "line %d of", &n); err != nil || e.tag != "F" {
+				t.Fatalf("%s: broken entry %+v", name, e)
+			}
+			if next >= 0 && n != next {
+				t.Fatalf("%s: line %d after %d: lines lost or out of order across files", name, n, next-1)
+			}
+			next = n + 1
+		}
+	}
+	if next != lines {
+		t.Fatalf("the current file ends at line %d, want the last, %d", next-1, lines-1)
 	}
 }
 
