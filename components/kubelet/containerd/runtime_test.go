@@ -477,33 +477,7 @@ func TestRuntime_logRotation(t *testing.T) {
 	if st := n.waitState(t, id, runtime.ContainerExited, 20*time.Second); st.ExitCode != 0 {
 		t.Fatalf("chatty exited %d", st.ExitCode)
 	}
-	logPath := filepath.Join(n.root, "pods", sb.PodUID, "chatty", "0.log")
-	files, _ := filepath.Glob(logPath + "*")
-	if len(files) != maxFiles {
-		t.Fatalf("log files %q, want %d (about 12 KiB written, rotated at %d bytes)", files, maxFiles, maxSize)
-	}
-	slices.Sort(files)
-	files = append(files[1:], files[0]) // rotated ones oldest first, then 0.log
-	var texts []string
-	for _, f := range files {
-		st, err := os.Stat(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Size() > maxSize {
-			t.Fatalf("%s is %d bytes, over %d", f, st.Size(), maxSize)
-		}
-		es, err := readLog(f)
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		for _, e := range es {
-			if e.tag != "F" || e.stream != "stdout" {
-				t.Fatalf("%s: entry %+v cut by the rotation", f, e)
-			}
-			texts = append(texts, e.text)
-		}
-	}
+	texts := readRotated(t, filepath.Join(n.root, "pods", sb.PodUID, "chatty", "0.log"), maxSize, maxFiles)
 	if texts[len(texts)-1] != "ZZZ_LAST=end" {
 		t.Fatalf("the newest file ends with %q, want the last line", texts[len(texts)-1])
 	}

@@ -93,40 +93,54 @@ func TestCriWriter_rotates(t *testing.T) {
 	copyLines("stdout", strings.NewReader(in.String()), w)
 	w.close()
 
-	files, _ := filepath.Glob(filepath.Join(dir, "0.log*"))
-	if len(files) != maxFiles {
-		t.Fatalf("files %q, want %d", files, maxFiles)
-	}
-	slices.Sort(files)
-	// 0.log sorts first, then the rotated ones, oldest first.
-	files = append(files[1:], files[0])
 	next := -1
-	for _, name := range files {
-		st, err := os.Stat(name)
-		if err != nil {
-			t.Fatal(err)
+	for _, text := range readRotated(t, path, maxSize, maxFiles) {
+		var n int
+		if _, err := fmt.Sscanf(text, "line %d of", &n); err != nil {
+			t.Fatalf("broken entry %q", text)
 		}
-		if st.Size() > maxSize {
-			t.Fatalf("%s is %d bytes, over the %d limit", name, st.Size(), maxSize)
+		if next >= 0 && n != next {
+			t.Fatalf("line %d after %d: lines lost or out of order across files", n, next-1)
 		}
-		es, err := readLog(name)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		for _, e := range es {
-			var n int
-			if _, err := fmt.Sscanf(e.text, "line %d of", &n); err != nil || e.tag != "F" {
-				t.Fatalf("%s: broken entry %+v", name, e)
-			}
-			if next >= 0 && n != next {
-				t.Fatalf("%s: line %d after %d: lines lost or out of order across files", name, n, next-1)
-			}
-			next = n + 1
-		}
+		next = n + 1
 	}
 	if next != lines {
 		t.Fatalf("the current file ends at line %d, want the last, %d", next-1, lines-1)
 	}
+}
+
+// readRotated checks that the log at path and its rotated files are
+// maxFiles files of at most maxSize bytes holding whole stdout entries,
+// and returns their texts, oldest first.
+func readRotated(t *testing.T, path string, maxSize int64, maxFiles int) []string {
+	t.Helper()
+	files, _ := filepath.Glob(path + "*")
+	if len(files) != maxFiles {
+		t.Fatalf("log files %q, want %d", files, maxFiles)
+	}
+	slices.Sort(files)
+	files = append(files[1:], files[0]) // the rotated ones oldest first, then the current one
+	var texts []string
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() > maxSize {
+			t.Fatalf("%s is %d bytes, over the %d limit", f, st.Size(), maxSize)
+		}
+		es, err := readLog(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, e := range es {
+			if e.tag != "F" || e.stream != "stdout" {
+				t.Fatalf("%s: entry %+v cut by the rotation", f, e)
+			}
+			texts = append(texts, e.text)
+		}
+	}
+	return texts
 }
 
 func TestConfig_defaults(t *testing.T) {
