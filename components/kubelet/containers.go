@@ -136,8 +136,18 @@ func (k *Kubelet) removeOldAttempts(ctx context.Context, uid types.UID, name str
 			k.log.Debug("removing old container", logKeyContainer, name, logKeyError, err)
 			continue
 		}
-		_ = os.Remove(k.logPath(uid, name, c.Attempt))
+		removeLog(k.logPath(uid, name, c.Attempt))
 		_ = os.Remove(k.terminationPath(uid, name, c.Attempt))
+	}
+}
+
+// removeLog removes a container's log file and the files the runtime
+// rotated out of it (path.<time>).
+func removeLog(path string) {
+	_ = os.Remove(path)
+	rotated, _ := filepath.Glob(path + ".*")
+	for _, f := range rotated {
+		_ = os.Remove(f)
 	}
 }
 

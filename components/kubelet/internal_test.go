@@ -386,3 +386,22 @@ func TestHandlePod_statusEcho(t *testing.T) {
 		t.Fatal("a change after the kubelet's write did not wake the worker")
 	}
 }
+
+// TestRemoveLog: an old attempt's log goes with the files rotated out of
+// it, and no other attempt's.
+func TestRemoveLog(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"0.log", "0.log.20240501-100000.000000001", "0.log.20240501-100001.000000002", "1.log", "1.log.20240501-100002.000000003"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removeLog(filepath.Join(dir, "0.log"))
+	left, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for i := range left {
+		left[i] = filepath.Base(left[i])
+	}
+	if want := []string{"1.log", "1.log.20240501-100002.000000003"}; !slices.Equal(left, want) {
+		t.Fatalf("left %q, want %q", left, want)
+	}
+}

@@ -18,9 +18,10 @@
 //
 // Files under RootDir/containerd: config.toml, containerd.log and
 // containerd.pid of the supervised daemon; root/ and state/ (containerd's
-// own); netns/<sandbox> (bind-mounted network namespaces); io/<container>
+// own; state/ is a tmpfs, runc's state included, kept while tasks run and
+// removed at a stop that leaves none); netns/<sandbox> (bind-mounted network namespaces); io/<container>
 // (the stdout/stderr FIFOs kiln relays into each container's LogPath in
-// the CRI format); cni/net.d (the network config), cni/networks (host-local
+// the CRI format, rotated at Config.LogMaxSize); cni/net.d (the network config), cni/networks (host-local
 // IPs) and cni/cache (libcni's results, for DEL after a restart).
 //
 //	rt, err := containerd.New(containerd.Config{RootDir: "/var/lib/kiln", Namespace: "node-1"})
