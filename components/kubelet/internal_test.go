@@ -149,35 +149,58 @@ func TestServeLog_followsRotation(t *testing.T) {
 			}
 		}
 	}
-	path := filepath.Join(t.TempDir(), "0.log")
-	appendTo(path, "a1", "a2")
-	var running atomic.Bool
-	running.Store(true)
-	rec := httptest.NewRecorder()
-	done := make(chan error, 1)
-	go func() {
-		done <- serveLog(t.Context(), rec, path, logRequest{tailLines: -1, follow: true}, func(context.Context) bool { return running.Load() })
-	}()
-	time.Sleep(2 * followPoll) // the reader waits at the end of a2
-	appendTo(path, "a3")       // the last line before the rotation
-	if err := os.Rename(path, path+".20240501-100000"); err != nil {
-		t.Fatal(err)
+	// follow runs serveLog -f on a log that rotate changes, and returns
+	// what it served once the container stopped.
+	follow := func(t *testing.T, rotate func(path string, stop func())) string {
+		path := filepath.Join(t.TempDir(), "0.log")
+		appendTo(path, "a1", "a2")
+		var running atomic.Bool
+		running.Store(true)
+		rec := httptest.NewRecorder()
+		done := make(chan error, 1)
+		go func() {
+			done <- serveLog(t.Context(), rec, path, logRequest{tailLines: -1, follow: true}, func(context.Context) bool { return running.Load() })
+		}()
+		time.Sleep(2 * followPoll) // the reader waits at the end of a2
+		rotate(path, func() { running.Store(false) })
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("serveLog did not return after the container stopped")
+		}
+		return rec.Body.String()
 	}
-	appendTo(path, "b1", "b2")
-	time.Sleep(2 * followPoll)
-	appendTo(path, "b3")
-	running.Store(false)
-	select {
-	case err := <-done:
-		if err != nil {
+	moveAside := func(path string) {
+		if err := os.Rename(path, path+".20240501-100000"); err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("serveLog did not return after the container stopped")
 	}
-	if got, want := rec.Body.String(), "a1\na2\na3\nb1\nb2\nb3\n"; got != want {
-		t.Fatalf("followed %q, want %q", got, want)
-	}
+	t.Run("WhileRunning", func(t *testing.T) {
+		got := follow(t, func(path string, stop func()) {
+			appendTo(path, "a3") // the last line before the rotation
+			moveAside(path)
+			appendTo(path, "b1", "b2")
+			time.Sleep(2 * followPoll)
+			appendTo(path, "b3")
+			stop()
+		})
+		if want := "a1\na2\na3\nb1\nb2\nb3\n"; got != want {
+			t.Fatalf("followed %q, want %q", got, want)
+		}
+	})
+	t.Run("AsItStops", func(t *testing.T) {
+		got := follow(t, func(path string, stop func()) {
+			moveAside(path)
+			appendTo(path, "b1")
+			stop()
+		})
+		if want := "a1\na2\nb1\n"; got != want {
+			t.Fatalf("followed %q, want %q", got, want)
+		}
+	})
 }
 
 func TestExpand(t *testing.T) {

@@ -181,21 +181,22 @@ func copyLog(ctx context.Context, f *os.File, path string, lw *logWriter, lr log
 			if lw.flush != nil {
 				_ = lw.flush()
 			}
+			if next != nil {
+				// The rotated file is read to its end (the runtime wrote
+				// it last before moving it aside): go on in the new one.
+				if f != orig {
+					f.Close()
+				}
+				f, next = next, nil
+				r.Reset(f)
+				continue
+			}
+			// Checked while draining too: the container may have
+			// rotated its log just before it stopped.
+			if next = rotatedTo(f, path); next != nil {
+				continue
+			}
 			if !draining {
-				if next != nil {
-					// The rotated file is read to its end (the runtime
-					// wrote it last before moving it aside): go on in
-					// the new one.
-					if f != orig {
-						f.Close()
-					}
-					f, next = next, nil
-					r.Reset(f)
-					continue
-				}
-				if next = rotatedTo(f, path); next != nil {
-					continue
-				}
 				if !running(ctx) {
 					// The container is gone: read what it wrote last,
 					// then stop.

@@ -65,8 +65,7 @@ func (k *Kubelet) handlePod(obj any) {
 		echo := pod.ResourceVersion == w.echoRV
 		w.mu.Unlock()
 		// The echo of our own status write changes nothing to sync: a
-		// sync would only read the runtime again (at a burst of pod
-		// starts, a third of the kubelet's runtime calls).
+		// sync would only read the runtime once more.
 		if !echo {
 			w.signal()
 		}
