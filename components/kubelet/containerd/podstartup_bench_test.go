@@ -110,9 +110,9 @@ func BenchmarkPodStartup(b *testing.B) {
 	// are the median batch's, so one burst of the machine's other load
 	// does not make the result.
 	var (
-		p50s, p99s                        []time.Duration
-		names                             []string
-		created, accepted, readyAt, batch []time.Time
+		p50s, p99s                 []time.Duration
+		names                      []string
+		created, accepted, readyAt []time.Time
 	)
 	b.ResetTimer()
 	for bi := range startupBatches {
@@ -144,7 +144,6 @@ func BenchmarkPodStartup(b *testing.B) {
 		}
 		names = append(names, batchNames...)
 		created = append(created, batchCreated...)
-		batch = append(batch, batchCreated[0])
 		p50s = append(p50s, containerd.Percentile(took, 50))
 		p99s = append(p99s, containerd.Percentile(took, 99))
 	}
