@@ -477,6 +477,9 @@ func TestRuntime_logRotation(t *testing.T) {
 	if st := n.waitState(t, id, runtime.ContainerExited, 20*time.Second); st.ExitCode != 0 {
 		t.Fatalf("chatty exited %d", st.ExitCode)
 	}
+	// The task's exit can show before the relay has written the last of
+	// its output (and made its last rotation).
+	n.rt.drainRelay(id, 10*time.Second)
 	texts := readRotated(t, filepath.Join(n.root, "pods", sb.PodUID, "chatty", "0.log"), maxSize, maxFiles)
 	if texts[len(texts)-1] != "ZZZ_LAST=end" {
 		t.Fatalf("the newest file ends with %q, want the last line", texts[len(texts)-1])
