@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,19 +151,29 @@ func TestServeLog_followsRotation(t *testing.T) {
 		}
 	}
 	// follow runs serveLog -f on a log that rotate changes, and returns
-	// what it served once the container stopped.
-	follow := func(t *testing.T, rotate func(path string, stop func())) string {
+	// what it served once the container stopped. atStop, if set, runs
+	// inside the first check that finds the container stopped.
+	follow := func(t *testing.T, rotate func(path string, stop func()), atStop func(path string)) string {
 		path := filepath.Join(t.TempDir(), "0.log")
 		appendTo(path, "a1", "a2")
-		var running atomic.Bool
-		running.Store(true)
+		var stopped atomic.Bool
+		var once sync.Once
+		running := func(context.Context) bool {
+			if !stopped.Load() {
+				return true
+			}
+			if atStop != nil {
+				once.Do(func() { atStop(path) })
+			}
+			return false
+		}
 		rec := httptest.NewRecorder()
 		done := make(chan error, 1)
 		go func() {
-			done <- serveLog(t.Context(), rec, path, logRequest{tailLines: -1, follow: true}, func(context.Context) bool { return running.Load() })
+			done <- serveLog(t.Context(), rec, path, logRequest{tailLines: -1, follow: true}, running)
 		}()
 		time.Sleep(2 * followPoll) // the reader waits at the end of a2
-		rotate(path, func() { running.Store(false) })
+		rotate(path, func() { stopped.Store(true) })
 		select {
 		case err := <-done:
 			if err != nil {
@@ -173,29 +184,34 @@ func TestServeLog_followsRotation(t *testing.T) {
 		}
 		return rec.Body.String()
 	}
-	moveAside := func(path string) {
-		if err := os.Rename(path, path+".20240501-100000"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	moveAside := func(path string) error { return os.Rename(path, path+".20240501-100000") }
 	t.Run("WhileRunning", func(t *testing.T) {
 		got := follow(t, func(path string, stop func()) {
 			appendTo(path, "a3") // the last line before the rotation
-			moveAside(path)
+			if err := moveAside(path); err != nil {
+				t.Fatal(err)
+			}
 			appendTo(path, "b1", "b2")
 			time.Sleep(2 * followPoll)
 			appendTo(path, "b3")
 			stop()
-		})
+		}, nil)
 		if want := "a1\na2\na3\nb1\nb2\nb3\n"; got != want {
 			t.Fatalf("followed %q, want %q", got, want)
 		}
 	})
 	t.Run("AsItStops", func(t *testing.T) {
-		got := follow(t, func(path string, stop func()) {
-			moveAside(path)
-			appendTo(path, "b1")
-			stop()
+		// The log rotates between the reader's look for a rotation and
+		// its look at the container, which finds it stopped: the last
+		// line is in the new file.
+		got := follow(t, func(_ string, stop func()) { stop() }, func(path string) {
+			err := moveAside(path)
+			if err == nil {
+				err = os.WriteFile(path, []byte(cri("b1")), 0o600)
+			}
+			if err != nil {
+				t.Error(err)
+			}
 		})
 		if want := "a1\na2\nb1\n"; got != want {
 			t.Fatalf("followed %q, want %q", got, want)

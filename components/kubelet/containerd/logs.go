@@ -252,12 +252,7 @@ const rotatedTimeFormat = "20060102-150405.000000000"
 // file and tries again after another maxSize.
 func (w *criWriter) rotate() {
 	w.size = 0
-	now := time.Now().UTC()
-	name := w.path + "." + now.Format(rotatedTimeFormat)
-	for fileExists(name) {
-		now = now.Add(time.Nanosecond)
-		name = w.path + "." + now.Format(rotatedTimeFormat)
-	}
+	name := w.path + "." + time.Now().UTC().Format(rotatedTimeFormat)
 	if err := os.Rename(w.path, name); err != nil {
 		return
 	}
@@ -284,11 +279,6 @@ func (w *criWriter) close() {
 		w.f.Close()
 		w.f = nil
 	}
-}
-
-func fileExists(p string) bool {
-	_, err := os.Lstat(p)
-	return err == nil
 }
 
 // relayIO is the cio.IO handed to containerd for a task: it only names

@@ -149,7 +149,8 @@ func BenchmarkPodStartup(b *testing.B) {
 	}
 	b.StopTimer()
 
-	p50, p99 := median(p50s), median(p99s)
+	// The median batch's figures.
+	p50, p99 := containerd.Percentile(p50s, 50), containerd.Percentile(p99s, 50)
 	b.ReportMetric(float64(p50.Microseconds())/1000, "ms-p50")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "ms-p99")
 	fmt.Printf("BENCH pod-startup %d ms p50 %.2f vs ctr-run-20\n", p50.Milliseconds(), float64(p50)/float64(parP50))
@@ -162,13 +163,6 @@ func BenchmarkPodStartup(b *testing.B) {
 	fmt.Printf(" %d ctr runs at once p50 %d ms; one ctr run p50 %d ms; one pod alone %d ms (%.2f x one ctr run); where the pods' time went (p50 / max):\n",
 		startupPods, parP50.Milliseconds(), ctrP50.Milliseconds(), solo.Milliseconds(), float64(solo)/float64(ctrP50))
 	tr.report(names, created, accepted, readyAt)
-}
-
-// median is the middle of ds (the upper one of an even count).
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 // deleteBatch deletes the named pods at once and waits until the kubelet
