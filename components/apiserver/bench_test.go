@@ -3,8 +3,12 @@ package apiserver_test
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -18,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"kiln.dev/kiln/components/store"
 	"kiln.dev/kiln/components/testenv"
 )
 
@@ -36,10 +41,14 @@ const (
 // BenchmarkAPICreate creates 5,000 pods of about 2 KB through client-go
 // (protobuf bodies, HTTPS) from 16 goroutines and compares the rate with raw
 // etcd Puts of the same pods' JSON to the same embedded etcd, also from 16
-// goroutines.
+// goroutines. Two more workloads bound what the API server itself costs:
+// the same creates sent to a server that only echoes them
+// (api-create-transport: client-go, TLS and HTTP/2 alone), and the store's
+// create transaction called in process with the same JSON.
 func BenchmarkAPICreate(b *testing.B) {
 	env := testenv.Start(b, testenv.Options{})
 	cs := benchClientset(b, env)
+	echo := benchEchoClientset(b)
 	ctx := b.Context()
 
 	pods := make([]*corev1.Pod, benchPods)
@@ -62,6 +71,9 @@ func BenchmarkAPICreate(b *testing.B) {
 	if _, err := benchCreatePods(ctx, cs, warm); err != nil {
 		b.Fatal(err)
 	}
+	if _, err := benchCreatePods(ctx, echo, warm); err != nil {
+		b.Fatal(err)
+	}
 	cli := env.Store.Client()
 	if _, err := benchParallel(ctx, len(warm), func(ctx context.Context, i int) error {
 		_, err := cli.Put(ctx, fmt.Sprintf("/bench/warm/%d", i), string(raw[i]))
@@ -70,10 +82,11 @@ func BenchmarkAPICreate(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	// The two workloads alternate in rounds so that a change in the
-	// machine's load (other processes) weighs on both alike.
+	// The workloads alternate in rounds so that a change in the machine's
+	// load (other processes) weighs on all alike.
 	b.ResetTimer()
-	var apiTime, etcdTime time.Duration
+	var apiTime, etcdTime, echoTime, storeTime time.Duration
+	nsKey := store.Key("", "namespaces", "", benchNS)
 	const rounds = 10
 	per := benchPods / rounds
 	for r := range rounds {
@@ -91,13 +104,62 @@ func BenchmarkAPICreate(b *testing.B) {
 			b.Fatal(err)
 		}
 		apiTime += d
+		d, err = benchCreatePods(ctx, echo, pods[lo:lo+per])
+		if err != nil {
+			b.Fatal(err)
+		}
+		echoTime += d
+		d, err = benchParallel(ctx, per, func(ctx context.Context, i int) error {
+			_, err := env.Store.Create(ctx, fmt.Sprintf("/bench/store-create/%05d", lo+i), raw[lo+i], store.WriteOptions{Require: []string{nsKey}})
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		storeTime += d
 	}
 	b.StopTimer()
 
 	apiRate := benchPods / apiTime.Seconds()
 	etcdRate := benchPods / etcdTime.Seconds()
-	b.Logf("pod JSON %d bytes; api %v (%.0f/s), etcd put %v (%.0f/s)", len(raw[0]), apiTime, apiRate, etcdTime, etcdRate)
+	echoRate := benchPods / echoTime.Seconds()
+	storeRate := benchPods / storeTime.Seconds()
+	b.Logf("pod JSON %d bytes; api %v (%.0f/s), etcd put %v (%.0f/s), echo %v (%.0f/s), store create %v (%.0f/s)",
+		len(raw[0]), apiTime, apiRate, etcdTime, etcdRate, echoTime, echoRate, storeTime, storeRate)
+	// Were the server's own work free, a create would cost its transport
+	// and its store transaction, one after the other: api-create-bound.
+	boundRate := 1 / (1/echoRate + 1/storeRate)
 	fmt.Printf("BENCH api-create %.0f pods/s %.2f vs etcd-put\n", apiRate, apiRate/etcdRate)
+	fmt.Printf("BENCH api-create-transport %.0f pods/s %.2f vs etcd-put\n", echoRate, echoRate/etcdRate)
+	fmt.Printf("BENCH api-create-bound %.0f pods/s %.2f vs etcd-put\n", boundRate, boundRate/etcdRate)
+}
+
+// benchEchoClientset is a clientset for a server on the API server's
+// stack (net/http, TLS, HTTP/2 offered first) that answers each request
+// with its own body: a create's protobuf Pod comes back as the created
+// one. It measures what a create costs before any API server work.
+func benchEchoClientset(b *testing.B) kubernetes.Interface {
+	b.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", r.Header.Get("Content-Type"))
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write(body)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	b.Cleanup(srv.Close)
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	rc := &rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{CAData: ca}, QPS: -1}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cs
 }
 
 // BenchmarkAPIBind binds 5,000 pending pods to nodes through client-go
