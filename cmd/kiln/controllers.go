@@ -21,6 +21,7 @@ import (
 	"kiln.dev/kiln/components/controllers/nodelifecycle"
 	"kiln.dev/kiln/components/controllers/podgc"
 	"kiln.dev/kiln/components/controllers/replicaset"
+	"kiln.dev/kiln/components/controllers/serviceaccount"
 	"kiln.dev/kiln/components/scheduler"
 	"kiln.dev/kiln/config"
 )
@@ -68,6 +69,9 @@ func newControllerManager(rc *rest.Config, cfg *config.Config, log *slog.Logger)
 		"nodelifecycle": func(s controllers.Shared) (controllers.Runnable, error) {
 			return nodelifecycle.New(nodelifecycle.Config{Client: s.Client, Informers: s.Informers, Events: s.Events,
 				GracePeriod: cfg.NodeMonitorGracePeriod.Duration, Logger: s.Logger})
+		},
+		"serviceaccount": func(s controllers.Shared) (controllers.Runnable, error) {
+			return serviceaccount.New(serviceaccount.Config{Client: s.Client, Informers: s.Informers, RootCA: rc.CAData, Logger: s.Logger})
 		},
 		"podgc": func(s controllers.Shared) (controllers.Runnable, error) {
 			return podgc.New(podgc.Config{Client: s.Client, Informers: s.Informers, Logger: s.Logger})

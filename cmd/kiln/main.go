@@ -145,6 +145,10 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	saKey, err := ca.ServiceAccountKey()
+	if err != nil {
+		return err
+	}
 	token, err := pki.EnsureToken(filepath.Join(tlsDir, adminTokenFile))
 	if err != nil {
 		return err
@@ -185,6 +189,7 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 		Tokens:                              tokens,
 		ClientCAs:                           clientCAs(ca),
 		CACertPEM:                           ca.CertPEM,
+		ServiceAccountKey:                   saKey,
 		ServiceCIDR:                         cfg.ServiceCIDR,
 		NodePortRange:                       cfg.NodePortRange,
 		ClusterDNS:                          cfg.ClusterDNS,

@@ -226,7 +226,11 @@ type userKey struct{}
 // (authn.go).
 func (s *Server) user(r *http.Request) (User, bool) {
 	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		if u, ok := s.cfg.Tokens[strings.TrimSpace(token)]; ok {
+		token = strings.TrimSpace(token)
+		if u, ok := s.cfg.Tokens[token]; ok {
+			return u, true
+		}
+		if u, ok := s.serviceAccountUser(r.Context(), token); ok {
 			return u, true
 		}
 	}

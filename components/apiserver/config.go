@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -29,6 +30,9 @@ const (
 	// DefaultTolerationSeconds is kube's default for how long a pod stays
 	// on a not-ready or unreachable node before eviction.
 	DefaultTolerationSeconds = 300
+	// DefaultServiceAccountIssuer is kube-apiserver's usual
+	// --service-account-issuer.
+	DefaultServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
 )
 
 // User is an authenticated identity.
@@ -71,6 +75,14 @@ type Config struct {
 	// (tls.RequestClientCert) and verifies them itself, as kube does, so
 	// the client learns why.
 	ClientCAs *x509.CertPool
+	// ServiceAccountKey, when set, signs the service account tokens of
+	// TokenRequest (serviceaccounts/token, `kubectl create token`), and
+	// bearer tokens it signed authenticate as their service account
+	// (satoken.go). Nil answers TokenRequest 405.
+	ServiceAccountKey *ecdsa.PrivateKey
+	// ServiceAccountIssuer is the iss of those tokens, and the audience
+	// the API accepts them for; "" means DefaultServiceAccountIssuer.
+	ServiceAccountIssuer string
 	// CACertPEM is served at GET /cacerts without authentication, so that
 	// a joining agent can fetch the CA and check it against the hash in
 	// its token (as k3s's /cacerts); nil answers 404.
@@ -122,6 +134,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.NodePortRange == "" {
 		c.NodePortRange = DefaultNodePortRange
+	}
+	if c.ServiceAccountIssuer == "" {
+		c.ServiceAccountIssuer = DefaultServiceAccountIssuer
 	}
 	if c.EventTTL == 0 {
 		c.EventTTL = DefaultEventTTL

@@ -126,7 +126,13 @@ func (s *Server) checkNamespaceActive(ctx context.Context, res *resource, ns str
 		}
 	}
 	if terminating {
-		return apierrors.NewForbidden(res.gr, "", errors.New("unable to create new content in namespace "+ns+" because it is being terminated"))
+		// With kube's cause, so that controllers can tell it from a
+		// refusal by RBAC.
+		msg := "unable to create new content in namespace " + ns + " because it is being terminated"
+		err := apierrors.NewForbidden(res.gr, "", errors.New(msg))
+		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
+			Type: corev1.NamespaceTerminatingCause, Message: msg, Field: "metadata.namespace"})
+		return err
 	}
 	return nil
 }

@@ -51,7 +51,11 @@ func (s *Server) handleReview(w http.ResponseWriter, r *http.Request, res *resou
 	case *authenticationv1.SelfSubjectReview:
 		o.Status.UserInfo = authenticationv1.UserInfo{Username: u.Name, UID: u.UID, Groups: u.Groups}
 	case *authenticationv1.TokenReview:
-		if tu, ok := s.cfg.Tokens[o.Spec.Token]; ok {
+		tu, ok := s.cfg.Tokens[o.Spec.Token]
+		if !ok {
+			tu, ok = s.serviceAccountUser(r.Context(), o.Spec.Token)
+		}
+		if ok {
 			o.Status.Authenticated = true
 			o.Status.User = authenticationv1.UserInfo{Username: tu.Name, UID: tu.UID, Groups: tu.Groups}
 		}

@@ -22,6 +22,9 @@ const (
 
 // roleAllows reports whether one of u's built-in roles allows ri.
 func roleAllows(u User, ri requestInfo) bool {
+	if basicUserAllows(ri) {
+		return true
+	}
 	isGit := ri.group == sourcesGroup && ri.resource == sourcesResource && ri.subresource == gitSubresource
 	for _, g := range u.Groups {
 		switch g {
@@ -43,6 +46,20 @@ func roleAllows(u User, ri requestInfo) bool {
 				return true
 			}
 		}
+	}
+	return false
+}
+
+// basicUserAllows is kube's system:basic-user role, which every
+// authenticated user has: asking who it is and what it may do.
+func basicUserAllows(ri requestInfo) bool {
+	if ri.verb != "create" || ri.subresource != "" {
+		return false
+	}
+	switch ri.group + "/" + ri.resource {
+	case "authorization.k8s.io/selfsubjectaccessreviews", "authorization.k8s.io/selfsubjectrulesreviews",
+		"authentication.k8s.io/selfsubjectreviews":
+		return true
 	}
 	return false
 }

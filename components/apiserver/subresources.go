@@ -49,6 +49,8 @@ func (s *Server) handleSubresource(w http.ResponseWriter, r *http.Request, res *
 		s.handleExec(w, r, ri)
 	case res.Group == "" && res.Name == "pods" && ri.subresource == "portforward":
 		s.handlePortForward(w, r, ri)
+	case res.Group == "" && res.Name == "serviceaccounts" && ri.subresource == "token":
+		s.handleTokenRequest(w, r, ri)
 	case res.Group == "" && res.Name == "namespaces" && ri.subresource == "finalize":
 		s.handleFinalize(w, r, res, ri)
 	default:

@@ -101,6 +101,10 @@ func Start(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	saKey, err := ca.ServiceAccountKey()
+	if err != nil {
+		t.Fatal(err)
+	}
 	token, err := pki.EnsureToken(filepath.Join(dir, "admin.token"))
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +122,7 @@ func Start(t testing.TB, opts Options) *Env {
 	clientCAs := x509.NewCertPool()
 	clientCAs.AddCert(ca.Cert)
 	srv, err := apiserver.New(apiserver.Config{Store: st, Listener: ln, TLS: &cert, Tokens: tokens, KubeletClient: opts.KubeletClient,
-		ClientCAs: clientCAs, CACertPEM: ca.CertPEM,
+		ClientCAs: clientCAs, CACertPEM: ca.CertPEM, ServiceAccountKey: saKey,
 		ClusterDNS: opts.ClusterDNS, ServiceCIDR: opts.ServiceCIDR, NodePortRange: opts.NodePortRange, Extra: opts.Extra,
 		DefaultNotReadyTolerationSeconds:    opts.DefaultNotReadyTolerationSeconds,
 		DefaultUnreachableTolerationSeconds: opts.DefaultUnreachableTolerationSeconds,

@@ -1,0 +1,239 @@
+package apiserver_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"kiln.dev/kiln/components/apiserver/pki"
+	"kiln.dev/kiln/components/testenv"
+)
+
+// TestKubectl_CreateToken_authenticatesAsServiceAccount: `kubectl create
+// token` issues a token that kubectl can use; RBAC decides what it may do,
+// and deleting the service account revokes it.
+func TestKubectl_CreateToken_authenticatesAsServiceAccount(t *testing.T) {
+	testenv.Kubectl(t)
+	env := testenv.Start(t, testenv.Options{})
+	kubectlMust(t, env, "create", "namespace", "team")
+	kubectlMust(t, env, "create", "serviceaccount", "robot", "-n", "team")
+
+	token := strings.TrimSpace(kubectlMust(t, env, "create", "token", "robot", "-n", "team", "--duration", "2h"))
+	if strings.Count(token, ".") != 2 {
+		t.Fatalf("create token printed %q, want a JWT", token)
+	}
+	as := func(args ...string) (string, error) {
+		return kubectl(t, env, append([]string{"--token", token}, args...)...)
+	}
+
+	who, err := as("auth", "whoami", "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"system:serviceaccount:team:robot", `"system:serviceaccounts"`, `"system:serviceaccounts:team"`} {
+		if !strings.Contains(who, want) {
+			t.Errorf("auth whoami = %q, want %s in it", who, want)
+		}
+	}
+
+	_, err = as("get", "pods", "-n", "team")
+	if err == nil || !strings.Contains(err.Error(), `User "system:serviceaccount:team:robot" cannot list resource "pods"`) {
+		t.Fatalf("get pods without a binding: %v, want Forbidden for the service account", err)
+	}
+	kubectlMust(t, env, "create", "rolebinding", "robot-view", "--clusterrole", "view", "--serviceaccount", "team:robot", "-n", "team")
+	if _, err := as("get", "pods", "-n", "team"); err != nil {
+		t.Fatalf("get pods with view bound: %v", err)
+	}
+	if _, err := as("get", "pods", "-n", "default"); err == nil {
+		t.Fatal("the RoleBinding in team let the token list pods in default")
+	}
+
+	kubectlMust(t, env, "delete", "serviceaccount", "robot", "-n", "team")
+	_, err = as("get", "pods", "-n", "team")
+	if err == nil || !strings.Contains(err.Error(), "Unauthorized") && !strings.Contains(err.Error(), "must be logged in") {
+		t.Fatalf("get pods after the service account was deleted: %v, want Unauthorized", err)
+	}
+}
+
+// TestKubectl_CreateToken_badRequests: a missing service account and a
+// too-short duration are clear errors.
+func TestKubectl_CreateToken_badRequests(t *testing.T) {
+	testenv.Kubectl(t)
+	env := testenv.Start(t, testenv.Options{})
+	_, err := kubectl(t, env, "create", "token", "ghost")
+	if err == nil || !strings.Contains(err.Error(), `serviceaccounts "ghost" not found`) {
+		t.Errorf("token for a missing service account: %v", err)
+	}
+	kubectlMust(t, env, "create", "serviceaccount", "robot")
+	_, err = kubectl(t, env, "create", "token", "robot", "--duration", "1m")
+	if err == nil || !strings.Contains(err.Error(), "spec.expirationSeconds") || !strings.Contains(err.Error(), "less than 10 minutes") {
+		t.Errorf("token for one minute: %v", err)
+	}
+}
+
+// TestTokenRequest_boundAndForged drives TokenRequest through client-go:
+// a token bound to a pod dies with the pod; a token with a wrong UID is a
+// conflict; tokens forged, tampered with, expired or for another audience
+// do not authenticate; TokenReview agrees with the authenticator.
+func TestTokenRequest_boundAndForged(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	ctx := t.Context()
+	cs := env.Clientset
+	sa, err := cs.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "robot"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, err := cs.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p"},
+		Spec:       corev1.PodSpec{ServiceAccountName: "robot", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	request := func(ref *authenticationv1.BoundObjectReference) (*authenticationv1.TokenRequest, error) {
+		return cs.CoreV1().ServiceAccounts("default").CreateToken(ctx, "robot",
+			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{BoundObjectRef: ref}}, metav1.CreateOptions{})
+	}
+	whoami := func(token string) (string, error) {
+		rc := rest.AnonymousClientConfig(env.RESTConfig)
+		rc.BearerToken = token
+		c, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return "", err
+		}
+		r, err := c.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+		if err != nil {
+			return "", err
+		}
+		return r.Status.UserInfo.Username, nil
+	}
+	const user = "system:serviceaccount:default:robot"
+
+	tr, err := request(&authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := time.Until(tr.Status.ExpirationTimestamp.Time); left < 55*time.Minute || left > 61*time.Minute {
+		t.Errorf("default token expires in %v, want an hour", left)
+	}
+	if tr.Spec.BoundObjectRef.UID != pod.UID {
+		t.Errorf("bound UID = %q, want the pod's %q", tr.Spec.BoundObjectRef.UID, pod.UID)
+	}
+	bound := tr.Status.Token
+	if got, err := whoami(bound); err != nil || got != user {
+		t.Fatalf("bound token is %q, %v; want %s", got, err, user)
+	}
+	review, err := cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: bound}}, metav1.CreateOptions{})
+	if err != nil || !review.Status.Authenticated || review.Status.User.Username != user || review.Status.User.UID != string(sa.UID) {
+		t.Fatalf("TokenReview of the bound token: %+v, %v", review, err)
+	}
+
+	_, err = request(&authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: "p", UID: "not-the-pod"})
+	if !apierrors.IsConflict(err) {
+		t.Errorf("bound to a wrong UID: %v, want Conflict", err)
+	}
+	_, err = request(&authenticationv1.BoundObjectReference{Kind: "ConfigMap", APIVersion: "v1", Name: "p"})
+	if !apierrors.IsInvalid(err) {
+		t.Errorf("bound to a ConfigMap: %v, want Invalid", err)
+	}
+
+	plain, err := request(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The key that signed them is derived from the CA's, which a test can
+	// read; a token made with it is as good as the server's.
+	ca, err := pki.EnsureCA(filepath.Join(env.DataDir, "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ca.ServiceAccountKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := func(mod func(jwt.MapClaims)) jwt.MapClaims {
+		now := time.Now()
+		c := jwt.MapClaims{
+			"iss": "https://kubernetes.default.svc.cluster.local", "sub": user,
+			"aud": []string{"https://kubernetes.default.svc.cluster.local"},
+			"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+			"kubernetes.io": map[string]any{"namespace": "default", "serviceaccount": map[string]any{"name": "robot", "uid": string(sa.UID)}},
+		}
+		if mod != nil {
+			mod(c)
+		}
+		return c
+	}
+	sign := func(k *ecdsa.PrivateKey, c jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodES256, c).SignedString(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if got, err := whoami(sign(key, claims(nil))); err != nil || got != user {
+		t.Fatalf("a well-made token: %q, %v; the forged cases below prove nothing", got, err)
+	}
+	tampered := []byte(plain.Status.Token)
+	tampered[len(tampered)-5] ^= 1
+	noneToken, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims(nil)).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, token := range map[string]string{
+		"tampered":       string(tampered),
+		"other key":      sign(other, claims(nil)),
+		"alg none":       noneToken,
+		"expired":        sign(key, claims(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Minute).Unix() })),
+		"other audience": sign(key, claims(func(c jwt.MapClaims) { c["aud"] = []string{"vault"} })),
+		"other issuer":   sign(key, claims(func(c jwt.MapClaims) { c["iss"] = "https://elsewhere" })),
+		"no expiry":      sign(key, claims(func(c jwt.MapClaims) { delete(c, "exp") })),
+		"subject mismatch": sign(key, claims(func(c jwt.MapClaims) {
+			c["sub"] = "system:serviceaccount:kube-system:robot"
+		})),
+		"stale uid": sign(key, claims(func(c jwt.MapClaims) {
+			c["kubernetes.io"] = map[string]any{"namespace": "default", "serviceaccount": map[string]any{"name": "robot", "uid": "old"}}
+		})),
+	} {
+		if got, err := whoami(token); !apierrors.IsUnauthorized(err) {
+			t.Errorf("%s token: %q, %v; want Unauthorized", name, got, err)
+		}
+	}
+
+	// A pod-bound token ends with its pod.
+	if err := cs.CoreV1().Pods("default").Delete(ctx, "p", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("pod still there after a delete with grace 0: %v", err)
+	}
+	if got, err := whoami(bound); !apierrors.IsUnauthorized(err) {
+		t.Errorf("bound token after its pod was deleted: %q, %v; want Unauthorized", got, err)
+	}
+	if got, err := whoami(plain.Status.Token); err != nil || got != user {
+		t.Errorf("unbound token after the pod was deleted: %q, %v", got, err)
+	}
+	review, err = cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: bound}}, metav1.CreateOptions{})
+	if err != nil || review.Status.Authenticated {
+		t.Errorf("TokenReview of the dead pod's token: %+v, %v", review.Status, err)
+	}
+	if err == nil && review.Spec.Token != "" {
+		t.Error("TokenReview echoed the token")
+	}
+}
