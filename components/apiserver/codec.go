@@ -356,18 +356,24 @@ func wantsTable(r *http.Request) bool {
 // readObject reads a create or update body: the dryRun and fieldValidation
 // parameters, then the body decoded into a new object of res's kind.
 func readObject(w http.ResponseWriter, r *http.Request, res *resource) (obj runtime.Object, warnings []string, dry bool, err error) {
+	obj = res.newObject()
+	warnings, dry, err = readInto(w, r, obj, res.GroupVersionKind())
+	return obj, warnings, dry, err
+}
+
+// readInto is readObject for a body of kind gvk decoded into obj.
+func readInto(w http.ResponseWriter, r *http.Request, obj runtime.Object, gvk schema.GroupVersionKind) (warnings []string, dry bool, err error) {
 	if dry, err = dryRun(r); err != nil {
-		return nil, nil, false, err
+		return nil, false, err
 	}
 	opts, err := fieldValidation(r)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, false, err
 	}
 	body, err := readBody(w, r)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, false, err
 	}
-	obj = res.newObject()
-	warnings, err = decodeBody(r, body, obj, res.GroupVersionKind(), opts)
-	return obj, warnings, dry, err
+	warnings, err = decodeBody(r, body, obj, gvk, opts)
+	return warnings, dry, err
 }

@@ -76,24 +76,9 @@ func (s *Server) handleTokenRequest(w http.ResponseWriter, r *http.Request, ri r
 		writeError(w, apierrors.NewMethodNotSupported(corev1.Resource("serviceaccounts"), "create token"))
 		return
 	}
-	dry, err := dryRun(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	opts, err := fieldValidation(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	body, err := readBody(w, r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
 	tr := &authenticationv1.TokenRequest{}
 	gvk := authenticationv1.SchemeGroupVersion.WithKind("TokenRequest")
-	warnings, err := decodeBody(r, body, tr, gvk, opts)
+	warnings, dry, err := readInto(w, r, tr, gvk)
 	if err != nil {
 		writeError(w, err)
 		return
