@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -112,10 +113,11 @@ func (s *Server) nodeAllows(ctx context.Context, node string, ri requestInfo) (b
 	case "authentication.k8s.io/tokenreviews", "authorization.k8s.io/subjectaccessreviews":
 		// The kubelet's log server checks its callers with them.
 		return verb == "create", nil
-	case "authentication.k8s.io/selfsubjectreviews", "authorization.k8s.io/selfsubjectaccessreviews":
-		// kube's system:basic-user gives these to everyone: kubectl auth
-		// whoami and can-i.
-		return verb == "create", nil
+	case "/serviceaccounts":
+		// The tokens of its pods' projected volumes; the handler checks
+		// that the token is bound to a pod of this node that runs as the
+		// account (admitNodeToken).
+		return sub == "token" && verb == "create", nil
 	}
 	return false, nil
 }
@@ -301,4 +303,25 @@ func forbiddenNodeLabels(labels, old map[string]string) []string {
 	}
 	slices.Sort(bad)
 	return bad
+}
+
+// admitNodeToken is NodeRestriction's rule for TokenRequest: a node gets
+// only tokens bound to a pod bound to it, of the account that pod runs
+// as.
+func admitNodeToken(u User, account string, ref *authenticationv1.BoundObjectReference, bound runtime.Object) error {
+	node, isNode := nodeOf(u)
+	if !isNode {
+		return nil
+	}
+	pod, ok := bound.(*corev1.Pod)
+	if ref == nil || !ok {
+		return apierrors.NewForbidden(corev1.Resource("serviceaccounts"), account, errors.New("a node may only request tokens bound to a pod"))
+	}
+	if pod.Spec.NodeName != node || node == "" {
+		return apierrors.NewForbidden(corev1.Resource("serviceaccounts"), account, fmt.Errorf("pod %s/%s is not bound to node %q", pod.Namespace, pod.Name, node))
+	}
+	if pod.Spec.ServiceAccountName != account {
+		return apierrors.NewForbidden(corev1.Resource("serviceaccounts"), account, fmt.Errorf("pod %s/%s runs as service account %q, not %q", pod.Namespace, pod.Name, pod.Spec.ServiceAccountName, account))
+	}
+	return nil
 }

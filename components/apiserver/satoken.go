@@ -140,6 +140,9 @@ func (s *Server) tokenClaims(ctx context.Context, ns, name string, tr *authentic
 		return nil, invalid(tokenRequestGK, name, errs)
 	}
 
+	if _, isNode := nodeOf(userFrom(ctx)); isNode && tr.Spec.BoundObjectRef == nil {
+		return nil, admitNodeToken(userFrom(ctx), name, nil, nil)
+	}
 	sa, err := s.getObject(ctx, gvrServiceAccounts, ns, name)
 	if err != nil {
 		return nil, storeError(err, corev1.Resource("serviceaccounts"), name)
@@ -178,6 +181,9 @@ func (s *Server) tokenClaims(ctx context.Context, ns, name string, tr *authentic
 		uid := string(accessor(obj).GetUID())
 		if ref.UID != "" && string(ref.UID) != uid {
 			return nil, apierrors.NewConflict(gr, ref.Name, fmt.Errorf("the UID in the bound object reference (%s) does not match the UID in record (%s); the object might have been deleted and then recreated", ref.UID, uid))
+		}
+		if err := admitNodeToken(userFrom(ctx), name, ref, obj); err != nil {
+			return nil, err
 		}
 		ref.UID = accessor(obj).GetUID()
 		if ref.Kind == "Pod" {

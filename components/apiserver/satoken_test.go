@@ -237,3 +237,45 @@ func TestTokenRequest_boundAndForged(t *testing.T) {
 		t.Error("TokenReview echoed the token")
 	}
 }
+
+// TestTokenRequest_nodeRestriction: a node gets tokens only for its own
+// pods, bound to the pod, for the account the pod runs as.
+func TestTokenRequest_nodeRestriction(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	ctx := t.Context()
+	cs := env.Clientset
+	for _, sa := range []string{"robot", "other"} {
+		if _, err := cs.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for pod, node := range map[string]string{"on-a": "a", "on-b": "b"} {
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: pod},
+			Spec:       corev1.PodSpec{NodeName: node, ServiceAccountName: "robot", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodeA := nodeClient(t, env, "a")
+	request := func(account string, pod string) error {
+		tr := &authenticationv1.TokenRequest{}
+		if pod != "" {
+			tr.Spec.BoundObjectRef = &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod}
+		}
+		_, err := nodeA.CoreV1().ServiceAccounts("default").CreateToken(ctx, account, tr, metav1.CreateOptions{})
+		return err
+	}
+	if err := request("robot", "on-a"); err != nil {
+		t.Fatalf("node a, its pod's account, bound to its pod: %v", err)
+	}
+	for what, err := range map[string]error{
+		"another node's pod":     request("robot", "on-b"),
+		"unbound":                request("robot", ""),
+		"an account not its own": request("other", "on-a"),
+	} {
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("node a, %s: %v, want Forbidden", what, err)
+		}
+	}
+}

@@ -49,6 +49,7 @@ type Kubelet struct {
 
 	probes *prober
 	auth   *authenticator
+	tokens tokenCache
 
 	// nodeChanged is signalled by the Node informer; the node loop reads
 	// spec.podCIDR then.

@@ -295,6 +295,8 @@ func (k *Kubelet) projectedFiles(ctx context.Context, pod *corev1.Pod, p *corev1
 			part, err = k.secretFiles(ctx, pod.Namespace, src.Secret.Name, src.Secret.Items, src.Secret.Optional, p.DefaultMode)
 		case src.DownwardAPI != nil:
 			part, err = k.downwardFiles(pod, src.DownwardAPI.Items, p.DefaultMode, podIP)
+		case src.ServiceAccountToken != nil:
+			part, err = k.serviceAccountTokenFiles(ctx, pod, src.ServiceAccountToken, p.DefaultMode)
 		}
 		if err != nil {
 			return nil, err
