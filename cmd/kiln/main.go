@@ -182,14 +182,16 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 	tokens[token] = apiserver.User{Name: "admin", UID: "admin", Groups: []string{apiserver.GroupMasters}}
 	tokens[joinSecret] = bootstrapUser
 	api, err := apiserver.New(apiserver.Config{
-		Extra:                               extra,
-		Store:                               st,
-		Listen:                              cfg.APIListen,
-		TLS:                                 &cert,
-		Tokens:                              tokens,
-		ClientCAs:                           clientCAs(ca),
-		CACertPEM:                           ca.CertPEM,
-		ServiceAccountKey:                   saKey,
+		Extra:             extra,
+		Store:             st,
+		Listen:            cfg.APIListen,
+		TLS:               &cert,
+		Tokens:            tokens,
+		ClientCAs:         clientCAs(ca),
+		CACertPEM:         ca.CertPEM,
+		ServiceAccountKey: saKey,
+		// The serviceaccount controller makes what the mount needs.
+		MountServiceAccountTokens:           !cfg.Disabled(config.ComponentControllers),
 		ServiceCIDR:                         cfg.ServiceCIDR,
 		NodePortRange:                       cfg.NodePortRange,
 		ClusterDNS:                          cfg.ClusterDNS,

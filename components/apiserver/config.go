@@ -80,6 +80,15 @@ type Config struct {
 	// bearer tokens it signed authenticate as their service account
 	// (satoken.go). Nil answers TokenRequest 405.
 	ServiceAccountKey *ecdsa.PrivateKey
+	// MountServiceAccountTokens, with ServiceAccountKey, gives every new
+	// pod its service account's token, the cluster CA (the ConfigMap
+	// kube-root-ca.crt) and its namespace in
+	// /var/run/secrets/kubernetes.io/serviceaccount, as kube's
+	// ServiceAccount admission does, unless the pod or its service
+	// account sets automountServiceAccountToken: false. Something must
+	// create those ConfigMaps and the default ServiceAccounts (the
+	// serviceaccount controller), or such pods wait for them.
+	MountServiceAccountTokens bool
 	// ServiceAccountIssuer is the iss of those tokens, and the audience
 	// the API accepts them for; "" means DefaultServiceAccountIssuer.
 	ServiceAccountIssuer string

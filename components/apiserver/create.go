@@ -87,6 +87,11 @@ func (s *Server) create(ctx context.Context, res *resource, obj runtime.Object, 
 		return nil, nil, err
 	}
 	s.prepareCreate(res, obj)
+	if pod, ok := obj.(*corev1.Pod); ok {
+		if err := s.mountServiceAccountToken(ctx, pod); err != nil {
+			return nil, nil, err
+		}
+	}
 	// A Service's retry starts again from what the client sent: the
 	// ClusterIP and NodePorts the lost attempt picked would otherwise read
 	// as the client's own choice and be refused as already allocated.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -261,4 +262,62 @@ func (s *Server) stillExists(ctx context.Context, gvr gvrKey, ns string, ref saR
 		return false
 	}
 	return true
+}
+
+// Where and how kube's ServiceAccount admission mounts a pod's token.
+const (
+	serviceAccountMountPath  = "/var/run/secrets/kubernetes.io/serviceaccount"
+	serviceAccountVolumeBase = "kube-api-access-"
+	// serviceAccountTokenSeconds is kube's: an hour and 7 s, so a token
+	// that lives exactly an hour shows that the kubelet rotated it.
+	serviceAccountTokenSeconds = 3607
+	rootCAConfigMap            = "kube-root-ca.crt"
+)
+
+// mountServiceAccountToken adds the kube-api-access volume to a new pod
+// and mounts it in every container, unless the pod or its service
+// account opts out or a container already has something there. A service
+// account that does not exist yet does not refuse the pod: the kubelet
+// waits for it, as it waits for a missing ConfigMap.
+func (s *Server) mountServiceAccountToken(ctx context.Context, pod *corev1.Pod) error {
+	if !s.cfg.MountServiceAccountTokens || s.cfg.ServiceAccountKey == nil {
+		return nil
+	}
+	if a := pod.Spec.AutomountServiceAccountToken; a != nil && !*a {
+		return nil
+	}
+	if pod.Spec.AutomountServiceAccountToken == nil {
+		obj, err := s.getObject(ctx, gvrServiceAccounts, pod.Namespace, pod.Spec.ServiceAccountName)
+		if err != nil {
+			return storeError(err, corev1.Resource("serviceaccounts"), pod.Spec.ServiceAccountName)
+		}
+		if sa, ok := obj.(*corev1.ServiceAccount); ok && sa.AutomountServiceAccountToken != nil && !*sa.AutomountServiceAccountToken {
+			return nil
+		}
+	}
+	for _, v := range pod.Spec.Volumes {
+		if strings.HasPrefix(v.Name, serviceAccountVolumeBase) {
+			return nil
+		}
+	}
+	name := generateName(serviceAccountVolumeBase)
+	mode := int32(0o644)
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+		Projected: &corev1.ProjectedVolumeSource{DefaultMode: &mode, Sources: []corev1.VolumeProjection{
+			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: new(int64(serviceAccountTokenSeconds))}},
+			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: rootCAConfigMap},
+				Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+			{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "namespace",
+				FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"}}}}},
+		}},
+	}})
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range cs {
+			c := &cs[i]
+			if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == serviceAccountMountPath }) {
+				c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: name, ReadOnly: true, MountPath: serviceAccountMountPath})
+			}
+		}
+	}
+	return nil
 }

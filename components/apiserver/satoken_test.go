@@ -279,3 +279,91 @@ func TestTokenRequest_nodeRestriction(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceAccountAdmission_mountsToken: with MountServiceAccountTokens
+// a new pod gets the kube-api-access volume in every container, unless it
+// or its service account opts out.
+func TestServiceAccountAdmission_mountsToken(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{MountServiceAccountTokens: true})
+	ctx := t.Context()
+	cs := env.Clientset
+	quiet := false
+	if _, err := cs.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "quiet"}, AutomountServiceAccountToken: &quiet}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const path = "/var/run/secrets/kubernetes.io/serviceaccount"
+	create := func(name string, mod func(*corev1.Pod)) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{
+			InitContainers: []corev1.Container{{Name: "init", Image: "busybox"}},
+			Containers:     []corev1.Container{{Name: "a", Image: "busybox"}, {Name: "b", Image: "busybox"}},
+		}}
+		if mod != nil {
+			mod(p)
+		}
+		out, err := cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("create %s: %v", name, err)
+		}
+		return out
+	}
+	// mounted returns the kube-api-access volume's name ("" if none) and
+	// the containers that mount it at path.
+	mounted := func(p *corev1.Pod) (string, []string) {
+		vol := ""
+		for _, v := range p.Spec.Volumes {
+			if strings.HasPrefix(v.Name, "kube-api-access-") {
+				vol = v.Name
+				src := v.Projected.Sources
+				if len(src) != 3 || src[0].ServiceAccountToken == nil || src[0].ServiceAccountToken.Path != "token" ||
+					src[1].ConfigMap == nil || src[1].ConfigMap.Name != "kube-root-ca.crt" ||
+					src[2].DownwardAPI == nil || src[2].DownwardAPI.Items[0].Path != "namespace" {
+					t.Errorf("pod %s: volume %s has sources %+v", p.Name, v.Name, src)
+				}
+			}
+		}
+		var in []string
+		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+			for _, m := range c.VolumeMounts {
+				if m.MountPath == path && m.Name == vol && m.ReadOnly {
+					in = append(in, c.Name)
+				}
+			}
+		}
+		return vol, in
+	}
+
+	if vol, in := mounted(create("plain", nil)); vol == "" || strings.Join(in, ",") != "init,a,b" {
+		t.Errorf("plain pod: volume %q mounted in %v, want one in init,a,b", vol, in)
+	}
+	optOut := false
+	if vol, _ := mounted(create("opted-out", func(p *corev1.Pod) { p.Spec.AutomountServiceAccountToken = &optOut })); vol != "" {
+		t.Errorf("a pod with automountServiceAccountToken false got %s", vol)
+	}
+	if vol, _ := mounted(create("quiet-account", func(p *corev1.Pod) { p.Spec.ServiceAccountName = "quiet" })); vol != "" {
+		t.Errorf("a pod of an account with automountServiceAccountToken false got %s", vol)
+	}
+	optIn := true
+	if vol, _ := mounted(create("quiet-but-asks", func(p *corev1.Pod) {
+		p.Spec.ServiceAccountName = "quiet"
+		p.Spec.AutomountServiceAccountToken = &optIn
+	})); vol == "" {
+		t.Error("a pod asking for its token did not get it because of its account")
+	}
+	own := create("own-mount", func(p *corev1.Pod) {
+		p.Spec.Volumes = []corev1.Volume{{Name: "mine", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "mine", MountPath: path}}
+	})
+	if vol, in := mounted(own); vol == "" || strings.Join(in, ",") != "init,b" {
+		t.Errorf("pod with its own mount at %s: volume %q in %v, want it in init,b only", path, vol, in)
+	}
+
+	off := testenv.Start(t, testenv.Options{})
+	p, err := off.Clientset.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Image: "busybox"}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vol, _ := mounted(p); vol != "" {
+		t.Errorf("without MountServiceAccountTokens a pod got %s", vol)
+	}
+}

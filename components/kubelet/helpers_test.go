@@ -59,6 +59,12 @@ type cluster struct {
 // sends the admin token and trusts the cluster CA.
 func startCluster(t testing.TB) *cluster {
 	t.Helper()
+	return startClusterWith(t, testenv.Options{})
+}
+
+// startClusterWith is startCluster with more of the API server's options.
+func startClusterWith(t testing.TB, opts testenv.Options) *cluster {
+	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.EnsureCA(filepath.Join(dir, "tls"))
 	if err != nil {
@@ -68,7 +74,8 @@ func startCluster(t testing.TB) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := testenv.Start(t, testenv.Options{DataDir: dir, KubeletClient: kubeletClient(ca, token)})
+	opts.DataDir, opts.KubeletClient = dir, kubeletClient(ca, token)
+	env := testenv.Start(t, opts)
 	return &cluster{Env: env, ca: ca}
 }
 

@@ -16,6 +16,7 @@ import (
 	"kiln.dev/kiln/components/apiserver"
 	"kiln.dev/kiln/components/kubelet"
 	"kiln.dev/kiln/components/kubelet/simulated"
+	"kiln.dev/kiln/components/testenv"
 )
 
 // TestKubelet_serviceAccountTokenVolume: a projected serviceAccountToken
@@ -85,5 +86,54 @@ func TestKubelet_serviceAccountTokenVolume(t *testing.T) {
 	}
 	if !strings.Contains(token, ".") {
 		t.Errorf("token %q is not a JWT", token)
+	}
+}
+
+// TestKubelet_kubeAPIAccessVolume: with the API server mounting service
+// account tokens, a pod's containers find token, ca.crt and namespace in
+// /var/run/secrets/kubernetes.io/serviceaccount, as in-cluster clients
+// expect; a pod whose service account does not exist yet waits for it.
+func TestKubelet_kubeAPIAccessVolume(t *testing.T) {
+	c := startClusterWith(t, testenv.Options{MountServiceAccountTokens: true})
+	ctx := t.Context()
+	n := simNode(t, c, "node-api")
+	const caPEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	if _, err := c.Clientset.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kube-root-ca.crt"},
+		Data: map[string]string{"ca.crt": caPEM}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// No ServiceAccount "default" yet: the pod waits in ContainerCreating.
+	pod := c.createPod(t, newPod("api", n.name, nil))
+	c.waitPod(t, ns, "api", "a FailedMount for the missing account", func(p *corev1.Pod) bool {
+		evs, err := c.Clientset.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=api,reason=FailedMount"})
+		return err == nil && len(evs.Items) > 0 && strings.Contains(evs.Items[0].Message, `serviceaccounts "default" not found`)
+	})
+	if _, err := c.Clientset.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := running(t, c, n, pod, "app")
+	var dir string
+	for _, m := range cfg.Mounts {
+		if m.ContainerPath == "/var/run/secrets/kubernetes.io/serviceaccount" && m.ReadOnly {
+			dir = m.HostPath
+		}
+	}
+	if dir == "" {
+		t.Fatalf("no read-only mount at /var/run/secrets/kubernetes.io/serviceaccount in %+v", cfg.Mounts)
+	}
+	files := map[string]string{}
+	for _, f := range []string{"token", "ca.crt", "namespace"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f] = string(b)
+	}
+	if files["ca.crt"] != caPEM || files["namespace"] != ns {
+		t.Errorf("ca.crt %q, namespace %q", files["ca.crt"], files["namespace"])
+	}
+	review, err := c.Clientset.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: files["token"]}}, metav1.CreateOptions{})
+	if err != nil || !review.Status.Authenticated || review.Status.User.Username != "system:serviceaccount:"+ns+":default" {
+		t.Fatalf("the mounted token reviews as %+v, %v", review, err)
 	}
 }

@@ -43,6 +43,9 @@ type Options struct {
 	// kube-system/kube-dns at it; "" (the default) means none, so that
 	// tests may use 10.43.0.10 for a Service of their own.
 	ClusterDNS string
+	// MountServiceAccountTokens is passed to the API server: new pods
+	// get the kube-api-access volume.
+	MountServiceAccountTokens bool
 	// ServiceCIDR and NodePortRange are passed to the API server; ""
 	// means its defaults (10.43.0.0/16, 30000-32767).
 	ServiceCIDR, NodePortRange string
@@ -122,7 +125,7 @@ func Start(t testing.TB, opts Options) *Env {
 	clientCAs := x509.NewCertPool()
 	clientCAs.AddCert(ca.Cert)
 	srv, err := apiserver.New(apiserver.Config{Store: st, Listener: ln, TLS: &cert, Tokens: tokens, KubeletClient: opts.KubeletClient,
-		ClientCAs: clientCAs, CACertPEM: ca.CertPEM, ServiceAccountKey: saKey,
+		ClientCAs: clientCAs, CACertPEM: ca.CertPEM, ServiceAccountKey: saKey, MountServiceAccountTokens: opts.MountServiceAccountTokens,
 		ClusterDNS: opts.ClusterDNS, ServiceCIDR: opts.ServiceCIDR, NodePortRange: opts.NodePortRange, Extra: opts.Extra,
 		DefaultNotReadyTolerationSeconds:    opts.DefaultNotReadyTolerationSeconds,
 		DefaultUnreachableTolerationSeconds: opts.DefaultUnreachableTolerationSeconds,
