@@ -26,7 +26,7 @@ const (
 // apiServerNames are the names every API server's certificate carries
 // besides its addresses: agents dial whichever server answers and verify
 // it as "kubernetes" (join.ServerName); pods know the API by the others.
-var apiServerNames = []string{join.ServerName, "kubernetes.default", "kubernetes.default.svc"}
+var apiServerNames = []string{join.ServerName, "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
 
 // bootstrapUser is who the join secret authenticates as: allowed to join
 // (the join endpoint), refused everything else by the API.

@@ -137,6 +137,12 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 	hosts := append([]string{"127.0.0.1", "localhost"}, apiServerNames...)
 	if host != "" && host != "0.0.0.0" && host != "::" {
 		hosts = append(hosts, host)
+	} else if cfg.NodeIP != "" {
+		hosts = append(hosts, cfg.NodeIP) // the kubernetes Service's endpoint
+	}
+	// In-cluster clients dial the kubernetes Service's ClusterIP.
+	if svcIP, err := kubernetesServiceIP(cfg.ServiceCIDR); err == nil {
+		hosts = append(hosts, svcIP)
 	}
 	if hn, err := os.Hostname(); err == nil {
 		hosts = append(hosts, hn)
@@ -244,6 +250,9 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 		log.Info("kiln ready", "api", "https://"+api.Addr(), "kubeconfig", kubeconfig)
 		registerServer(gctx, g, cfg, st)
 		rc := adminRESTConfig(apiURL, ca.CertPEM, token)
+		if err := runKubernetesEndpoints(gctx, g, rc, st, apiEndpoint(api.Addr(), cfg.NodeIP), log); err != nil {
+			return err
+		}
 		if !cfg.Disabled(config.ComponentControllers) || !cfg.Disabled(config.ComponentScheduler) {
 			cm, err := newControllerManager(rc, cfg, log)
 			if err != nil {

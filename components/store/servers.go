@@ -15,6 +15,10 @@ import (
 // between, as kube-apiserver keeps /registry/masterleases/.
 const serversPrefix = "/kiln/servers/"
 
+// apiEndpointsPrefix holds one key per API server that pods can reach,
+// its ip:port, under a lease like serversPrefix's.
+const apiEndpointsPrefix = "/kiln/apiendpoints/"
+
 // DefaultServerTTL is how long a server stays listed after it stops
 // renewing (it died without deregistering).
 const DefaultServerTTL = 15 * time.Second
@@ -26,24 +30,38 @@ const DefaultServerTTL = 15 * time.Second
 // lease (the datastore was unreachable for longer than ttl) is granted
 // again. It blocks; call it after Ready. It returns nil when ctx ends.
 func (s *Store) RegisterServer(ctx context.Context, url string, ttl time.Duration) error {
+	return s.register(ctx, serversPrefix, url, ttl)
+}
+
+// RegisterAPIEndpoint lists addr (ip:port), where pods reach this
+// server's API, until ctx is done, as RegisterServer lists URLs: the
+// kubernetes Service's endpoints are the addresses listed
+// (APIEndpoints). A server whose API only pods cannot reach (on
+// loopback) lists nothing.
+func (s *Store) RegisterAPIEndpoint(ctx context.Context, addr string, ttl time.Duration) error {
+	return s.register(ctx, apiEndpointsPrefix, addr, ttl)
+}
+
+// register keeps prefix+value under a lease of ttl while ctx lasts.
+func (s *Store) register(ctx context.Context, prefix, value string, ttl time.Duration) error {
 	if ttl <= 0 {
 		ttl = DefaultServerTTL
 	}
 	cli := s.Client()
-	key := serversPrefix + url
+	key := prefix + value
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
 	for ctx.Err() == nil {
-		if err := s.keepListed(ctx, cli, key, url, ttl); err != nil && ctx.Err() == nil {
-			s.cfg.Logger.Warn("server registration lost; registering again", "url", url, "err", err)
+		if err := s.keepListed(ctx, cli, key, value, ttl); err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Warn("server registration lost; registering again", "key", key, "err", err)
 		}
 		select {
 		case <-ctx.Done():
 		case <-retry.C:
 		}
 	}
-	// Deregister on a clean stop, so agents stop trying this server at
-	// once rather than after ttl.
+	// Deregister on a clean stop, so agents and pods stop trying this
+	// server at once rather than after ttl.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	_, _ = cli.Delete(dctx, key)
@@ -52,12 +70,12 @@ func (s *Store) RegisterServer(ctx context.Context, url string, ttl time.Duratio
 
 // keepListed puts key under a fresh lease and keeps the lease alive until
 // ctx ends or the lease is lost.
-func (s *Store) keepListed(ctx context.Context, cli *clientv3.Client, key, url string, ttl time.Duration) error {
+func (s *Store) keepListed(ctx context.Context, cli *clientv3.Client, key, value string, ttl time.Duration) error {
 	grant, err := cli.Grant(ctx, int64(ttl/time.Second))
 	if err != nil {
 		return fmt.Errorf("grant: %w", mapErr(err))
 	}
-	if _, err := cli.Put(ctx, key, url, clientv3.WithLease(grant.ID)); err != nil {
+	if _, err := cli.Put(ctx, key, value, clientv3.WithLease(grant.ID)); err != nil {
 		return fmt.Errorf("put: %w", mapErr(err))
 	}
 	alive, err := cli.KeepAlive(ctx, grant.ID)
@@ -76,14 +94,24 @@ func (s *Store) keepListed(ctx context.Context, cli *clientv3.Client, key, url s
 // Servers returns the URLs of the servers currently registered with
 // RegisterServer, sorted.
 func (s *Store) Servers(ctx context.Context) ([]string, error) {
-	resp, err := s.kvAPI().Get(ctx, serversPrefix, clientv3.WithPrefix())
+	return s.registered(ctx, serversPrefix)
+}
+
+// APIEndpoints returns the addresses registered with RegisterAPIEndpoint,
+// sorted.
+func (s *Store) APIEndpoints(ctx context.Context) ([]string, error) {
+	return s.registered(ctx, apiEndpointsPrefix)
+}
+
+func (s *Store) registered(ctx context.Context, prefix string) ([]string, error) {
+	resp, err := s.kvAPI().Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	urls := make([]string, 0, len(resp.Kvs))
+	values := make([]string, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		urls = append(urls, strings.TrimPrefix(string(kv.Key), serversPrefix))
+		values = append(values, strings.TrimPrefix(string(kv.Key), prefix))
 	}
-	slices.Sort(urls)
-	return urls, nil
+	slices.Sort(values)
+	return values, nil
 }
