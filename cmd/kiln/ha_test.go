@@ -256,6 +256,20 @@ func TestHA_serverLoss(t *testing.T) {
 	if out, err := kilnKubectl(t, s2.kubecfg, home, "get", "configmap", "before-kill", "-n", "ha-writes", "-o", "name"); err != nil || strings.TrimSpace(out) != "configmap/before-kill" {
 		t.Fatalf("kubectl via s2 does not see what s1 wrote: %q, %v", out, err)
 	}
+	// A service account token one server issued authenticates on the
+	// other: both derive the signing key from the one CA. The namespace's
+	// default ServiceAccount comes from the controllers.
+	haEventually(t, "the default ServiceAccount of ha-writes", 30*time.Second, func() bool {
+		_, err := s2.cs.CoreV1().ServiceAccounts("ha-writes").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil
+	})
+	saToken, err := kilnKubectl(t, s1.kubecfg, home, "create", "token", "default", "-n", "ha-writes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if who, err := kilnKubectl(t, s2.kubecfg, home, "--token", strings.TrimSpace(saToken), "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"); err != nil || who != "system:serviceaccount:ha-writes:default" {
+		t.Fatalf("a token from s1 on s2: %q, %v", who, err)
+	}
 	haEventually(t, "first commit applied", 60*time.Second, func() bool { return haConfigMapExists(ctx, s2.cs, "ha", "from-git-1") })
 
 	// The leader still holds both Leases: the other has not been able to
