@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -99,6 +100,38 @@ func TestDemo_makeRun(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "GREETING=") {
 			t.Fatalf("kubectl exec -n demo deploy/web -- /demo-web env: %v\n%s", err, out)
+		}
+	})
+
+	step("a pod finds its service account's token, the CA and its namespace", func(t *testing.T) {
+		const dir = "/var/run/secrets/kubernetes.io/serviceaccount/"
+		read := func(file string) string {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, testenv.Kubectl(t), "--kubeconfig", filepath.Join(d.dataDir, "admin.kubeconfig"),
+				"exec", "-n", "demo", "deploy/web", "--", "/demo-web", "cat", dir+file)
+			cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("cat %s in the pod: %v", dir+file, err)
+			}
+			return string(out)
+		}
+		if ns := read("namespace"); ns != "demo" {
+			t.Errorf("namespace file %q, want demo", ns)
+		}
+		ca, err := os.ReadFile(filepath.Join(d.dataDir, "tls", "ca.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := read("ca.crt"); got != string(ca) {
+			t.Errorf("ca.crt in the pod is not the cluster's CA:\n%s", got)
+		}
+		review, err := d.cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+			Spec: authenticationv1.TokenReviewSpec{Token: read("token")}}, metav1.CreateOptions{})
+		if err != nil || !review.Status.Authenticated || review.Status.User.Username != "system:serviceaccount:demo:default" {
+			t.Fatalf("the pod's token reviews as %+v, %v", review, err)
 		}
 	})
 
