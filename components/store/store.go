@@ -226,6 +226,14 @@ func (s *Store) startEmbedded(ctx context.Context) (*embed.Etcd, error) {
 	ec.AutoCompactionRetention = "0"
 	// Keep snapshots cheap and frequent enough that restart replays little.
 	ec.SnapshotCount = 10000
+	// The lone member becomes leader when its election timeout runs out.
+	// etcd skips all but one tick of it at start, but raft draws the
+	// timeout between one and two election timeouts: with the defaults
+	// (100 ms ticks, 1 s) the election came 0.1 to 1 s after start, most
+	// of a server's time to ready. With no peer to heartbeat, short ticks
+	// cost only the ticking; etcd wants the election 5 ticks long at least.
+	ec.TickMs = 20
+	ec.ElectionMs = 100
 
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
