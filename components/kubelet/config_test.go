@@ -18,6 +18,19 @@ import (
 
 // running waits for the pod's container to run and returns the
 // ContainerConfig the runtime was given.
+// mountAt is the container's mount at containerPath; the test fails
+// without one.
+func mountAt(t *testing.T, cfg runtime.ContainerConfig, containerPath string) runtime.Mount {
+	t.Helper()
+	for _, m := range cfg.Mounts {
+		if m.ContainerPath == containerPath {
+			return m
+		}
+	}
+	t.Fatalf("no mount at %s: %+v", containerPath, cfg.Mounts)
+	return runtime.Mount{}
+}
+
 func running(t *testing.T, c *cluster, n *node, pod *corev1.Pod, container string) runtime.ContainerConfig {
 	t.Helper()
 	got := c.waitPod(t, pod.Namespace, pod.Name, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
@@ -356,15 +369,7 @@ func TestKubelet_volumes_emptyDirMemoryIsTmpfs(t *testing.T) {
 		EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &limit}}}}
 	pod := c.createPod(t, p)
 	cfg := running(t, c, n, pod, "app")
-	var dir string
-	for _, m := range cfg.Mounts {
-		if m.ContainerPath == "/cache" {
-			dir = m.HostPath
-		}
-	}
-	if dir == "" {
-		t.Fatalf("no mount at /cache: %+v", cfg.Mounts)
-	}
+	dir := mountAt(t, cfg, "/cache").HostPath
 	// Should the test stop early, the temp dir must still come off.
 	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
 	var st unix.Statfs_t

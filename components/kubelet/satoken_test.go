@@ -55,15 +55,7 @@ func TestKubelet_serviceAccountTokenVolume(t *testing.T) {
 	}}}}
 	pod := c.createPod(t, p)
 	cfg := running(t, c, n, pod, "app")
-	var dir string
-	for _, m := range cfg.Mounts {
-		if m.ContainerPath == "/var/run/secrets/tokens" {
-			dir = m.HostPath
-		}
-	}
-	if dir == "" {
-		t.Fatalf("no token mount in %+v", cfg.Mounts)
-	}
+	dir := mountAt(t, cfg, "/var/run/secrets/tokens").HostPath
 	read := func() string {
 		b, err := os.ReadFile(filepath.Join(dir, "token"))
 		if err != nil {
@@ -112,15 +104,11 @@ func TestKubelet_kubeAPIAccessVolume(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := running(t, c, n, pod, "app")
-	var dir string
-	for _, m := range cfg.Mounts {
-		if m.ContainerPath == "/var/run/secrets/kubernetes.io/serviceaccount" && m.ReadOnly {
-			dir = m.HostPath
-		}
+	m := mountAt(t, cfg, "/var/run/secrets/kubernetes.io/serviceaccount")
+	if !m.ReadOnly {
+		t.Errorf("the service account mount is read-write: %+v", m)
 	}
-	if dir == "" {
-		t.Fatalf("no read-only mount at /var/run/secrets/kubernetes.io/serviceaccount in %+v", cfg.Mounts)
-	}
+	dir := m.HostPath
 	files := map[string]string{}
 	for _, f := range []string{"token", "ca.crt", "namespace"} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
