@@ -343,23 +343,30 @@ func TestE2E_services(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		for {
-			start := time.Now()
-			conn, err := e.c.Node.Dial(t.Context(), "tcp", addr)
-			took := time.Since(start)
-			if conn != nil {
-				conn.Close()
-			}
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				if took > time.Second {
-					t.Errorf("refused after %v, want at once", took)
+		// From the node itself (OUTPUT) and from a pod, whose
+		// connection the node forwards: pod traffic is accepted in
+		// FORWARD, but not before the Service rules have refused it.
+		for _, from := range []*nettest.NS{e.c.Node, e.c.Pods[0]} {
+			for {
+				ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+				start := time.Now()
+				conn, err := from.Dial(ctx, "tcp", addr)
+				took := time.Since(start)
+				cancel()
+				if conn != nil {
+					conn.Close()
 				}
-				break
+				if errors.Is(err, syscall.ECONNREFUSED) {
+					if took > time.Second {
+						t.Errorf("from %s: refused after %v, want at once", from.Name, took)
+					}
+					break
+				}
+				if time.Now().After(end) {
+					t.Fatalf("dial %s from %s: %v after %v, want ECONNREFUSED", addr, from.Name, err, took)
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
-			if time.Now().After(end) {
-				t.Fatalf("dial %s: %v after %v, want ECONNREFUSED", addr, err, took)
-			}
-			time.Sleep(20 * time.Millisecond)
 		}
 	})
 

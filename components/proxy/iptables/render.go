@@ -259,8 +259,14 @@ func (r renderer) filterBase() []rule {
 	}
 	if r.clusterCIDR.IsValid() {
 		// Pod traffic is forwarded even on hosts whose FORWARD policy
-		// is DROP (Docker sets it), as k3s's flannel allows it.
+		// is DROP (Docker sets it), as k3s's flannel allows it. A new
+		// connection meets the Service rules first: FORWARD jumps to
+		// them after this chain, so a pod's connection to a Service
+		// without endpoints would be accepted here and leave the node by
+		// its default route instead of being refused.
 		out = append(out,
+			rule{chainForward, `-m conntrack --ctstate NEW -m comment --comment "kiln service portals" -j ` + chainServices},
+			rule{chainForward, `-m conntrack --ctstate NEW -m comment --comment "kiln externally-visible service portals" -j ` + chainExternalServices},
 			rule{chainForward, fmt.Sprintf(`-m comment --comment "kiln pod traffic" -s %s -j ACCEPT`, r.clusterCIDR)},
 			rule{chainForward, fmt.Sprintf(`-m comment --comment "kiln pod traffic" -d %s -j ACCEPT`, r.clusterCIDR)})
 	}
