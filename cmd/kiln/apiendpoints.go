@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -18,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"kiln.dev/kiln/components/apiserver"
+	"kiln.dev/kiln/components/proxy/dns"
 	"kiln.dev/kiln/components/store"
 )
 
@@ -69,6 +72,38 @@ func apiEndpoint(addr, nodeIP string) string {
 	return net.JoinHostPort(ip.String(), port)
 }
 
+// serveNodeLocal makes an API server that listens on loopback only
+// reachable from this node's pods: the kubernetes Service's ClusterIP goes
+// on the node's link of local service addresses, which already holds the
+// cluster DNS address, and the API serves there too, at its own port. The
+// result is the endpoint to list. Pods reach it through their default
+// route to the node; from outside the node the address is not routed. An
+// endpoint must not be loopback or link-local, so the ClusterIP it is.
+func serveNodeLocal(ctx context.Context, g *errgroup.Group, api *apiserver.Server, serviceCIDR string) (string, error) {
+	ipText, err := kubernetesServiceIP(serviceCIDR)
+	if err != nil {
+		return "", err
+	}
+	ip, err := netip.ParseAddr(ipText)
+	if err != nil {
+		return "", err
+	}
+	_, port, err := net.SplitHostPort(api.Addr())
+	if err != nil {
+		return "", err
+	}
+	if err := dns.EnsureInterface(dns.DefaultInterface, ip); err != nil {
+		return "", fmt.Errorf("node-local API address: %w", err)
+	}
+	addr := net.JoinHostPort(ip.String(), port)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("node-local API address: %w", err)
+	}
+	g.Go(func() error { return api.Serve(ctx, ln) })
+	return addr, nil
+}
+
 // runKubernetesEndpoints lists this server's endpoint ep (if pods can
 // reach it) and keeps the kubernetes Service's endpoints, in g.
 func runKubernetesEndpoints(ctx context.Context, g *errgroup.Group, rc *rest.Config, st *store.Store, ep string, log *slog.Logger) error {
@@ -79,18 +114,18 @@ func runKubernetesEndpoints(ctx context.Context, g *errgroup.Group, rc *rest.Con
 	if ep != "" {
 		g.Go(func() error { return st.RegisterAPIEndpoint(ctx, ep, 0) })
 	}
-	g.Go(func() error { return keepKubernetesEndpoints(ctx, cs, st, log) })
+	g.Go(func() error { return keepKubernetesEndpoints(ctx, cs, st, ep, log) })
 	return nil
 }
 
 // keepKubernetesEndpoints writes the kubernetes Service's endpoints from
 // the datastore's list until ctx ends; a failed round is logged and
 // retried at the next.
-func keepKubernetesEndpoints(ctx context.Context, cs kubernetes.Interface, st *store.Store, log *slog.Logger) error {
+func keepKubernetesEndpoints(ctx context.Context, cs kubernetes.Interface, st *store.Store, self string, log *slog.Logger) error {
 	tick := time.NewTicker(kubernetesEndpointsPeriod)
 	defer tick.Stop()
 	for {
-		if err := syncKubernetesEndpoints(ctx, cs, st); err != nil && ctx.Err() == nil {
+		if err := syncKubernetesEndpoints(ctx, cs, st, self); err != nil && ctx.Err() == nil {
 			log.Warn("writing the kubernetes Service's endpoints", "err", err)
 		}
 		select {
@@ -104,10 +139,16 @@ func keepKubernetesEndpoints(ctx context.Context, cs kubernetes.Interface, st *s
 // syncKubernetesEndpoints is one round of keepKubernetesEndpoints. All
 // servers of a cluster serve on one port; addresses on another than the
 // first listed are left out, as a Service port maps to one target port.
-func syncKubernetesEndpoints(ctx context.Context, cs kubernetes.Interface, st *store.Store) error {
+// self, this server's own endpoint ("" for none), counts even before its
+// registration lands, so that pods reach a fresh server at once rather
+// than a round later.
+func syncKubernetesEndpoints(ctx context.Context, cs kubernetes.Interface, st *store.Store, self string) error {
 	listed, err := st.APIEndpoints(ctx)
 	if err != nil {
 		return err
+	}
+	if self != "" && !slices.Contains(listed, self) {
+		listed = append(listed, self)
 	}
 	var ips []string
 	var port int32

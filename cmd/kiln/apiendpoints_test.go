@@ -53,9 +53,9 @@ func TestKubernetesEndpoints(t *testing.T) {
 		t.Cleanup(stop)
 		return stop
 	}
-	addrs := func() ([]string, []string) {
+	addrs := func(self string) ([]string, []string) {
 		t.Helper()
-		if err := syncKubernetesEndpoints(ctx, env.Clientset, env.Store); err != nil {
+		if err := syncKubernetesEndpoints(ctx, env.Clientset, env.Store, self); err != nil {
 			t.Fatal(err)
 		}
 		var fromSlice, fromEndpoints []string
@@ -79,11 +79,11 @@ func TestKubernetesEndpoints(t *testing.T) {
 		}
 		return fromSlice, fromEndpoints
 	}
-	waitFor := func(want ...string) {
+	waitFor := func(self string, want ...string) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			s, e := addrs()
+			s, e := addrs(self)
 			if slices.Equal(s, want) && slices.Equal(e, want) {
 				return
 			}
@@ -94,13 +94,18 @@ func TestKubernetesEndpoints(t *testing.T) {
 		}
 	}
 
-	if s, e := addrs(); s != nil || e != nil {
+	if s, e := addrs(""); s != nil || e != nil {
 		t.Fatalf("with no server listed: slice %v, Endpoints %v", s, e)
+	}
+	// A server's own endpoint counts before its registration lands.
+	if s, e := addrs("10.0.0.5:6443"); !slices.Equal(s, []string{"10.0.0.5"}) || !slices.Equal(e, []string{"10.0.0.5"}) {
+		t.Fatalf("with only this server: slice %v, Endpoints %v", s, e)
 	}
 	stopA := register("10.0.0.5:6443")
 	register("10.0.0.6:6443")
 	register("10.0.0.7:7443")
-	waitFor("10.0.0.5", "10.0.0.6")
+	waitFor("10.0.0.5:6443", "10.0.0.5", "10.0.0.6")
+	waitFor("", "10.0.0.5", "10.0.0.6")
 	stopA()
-	waitFor("10.0.0.6")
+	waitFor("", "10.0.0.6")
 }

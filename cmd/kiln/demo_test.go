@@ -135,6 +135,24 @@ func TestDemo_makeRun(t *testing.T) {
 		}
 	})
 
+	step("a pod calls the API through the kubernetes Service with its token", func(t *testing.T) {
+		// As client-go's in-cluster config does: KUBERNETES_SERVICE_HOST
+		// (the ClusterIP), then the Service's DNS name; both must match
+		// the serving certificate. The API listens on loopback, so this
+		// goes through the node-local address the server adds.
+		for _, args := range [][]string{{}, {"-host", "kubernetes.default.svc:443"}} {
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			cmd := exec.CommandContext(ctx, testenv.Kubectl(t), append([]string{"--kubeconfig", filepath.Join(d.dataDir, "admin.kubeconfig"),
+				"exec", "-n", "demo", "deploy/web", "--", "/demo-web", "whoami"}, args...)...)
+			cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+			out, err := cmd.CombinedOutput()
+			cancel()
+			if got := strings.TrimSpace(string(out)); err != nil || got != "system:serviceaccount:demo:default" {
+				t.Fatalf("demo-web whoami %v in the pod: %v\n%s", args, err, out)
+			}
+		}
+	})
+
 	step("a Service without endpoints refuses connections", func(t *testing.T) {
 		d.writeFile("app/nobody.yaml", demoNobodyService)
 		nobody := d.waitService("nobody")

@@ -250,9 +250,6 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 		log.Info("kiln ready", "api", "https://"+api.Addr(), "kubeconfig", kubeconfig)
 		registerServer(gctx, g, cfg, st)
 		rc := adminRESTConfig(apiURL, ca.CertPEM, token)
-		if err := runKubernetesEndpoints(gctx, g, rc, st, apiEndpoint(api.Addr(), cfg.NodeIP), log); err != nil {
-			return err
-		}
 		if !cfg.Disabled(config.ComponentControllers) || !cfg.Disabled(config.ComponentScheduler) {
 			cm, err := newControllerManager(rc, cfg, log)
 			if err != nil {
@@ -294,6 +291,15 @@ func runServer(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 		if err := startProxy(gctx, g, cfg, rc, log); err != nil {
+			return err
+		}
+		ep := apiEndpoint(api.Addr(), cfg.NodeIP)
+		if ep == "" && !cfg.Disabled(config.ComponentProxy) {
+			if ep, err = serveNodeLocal(gctx, g, api, cfg.ServiceCIDR); err != nil {
+				return err
+			}
+		}
+		if err := runKubernetesEndpoints(gctx, g, rc, st, ep, log); err != nil {
 			return err
 		}
 		// Start-up is over: what it ran need not stay resident.

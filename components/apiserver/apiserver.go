@@ -120,16 +120,6 @@ func (s *Server) Run(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{
-		Handler:           s.handler,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*s.cfg.TLS}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}},
-		ReadHeaderTimeout: 30 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
-	if s.cfg.ClientCAs != nil {
-		srv.TLSConfig.ClientAuth = tls.RequestClientCert
-		srv.ConnContext = withConnCert
-	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.watchNamespaces(gctx) })
 	s.caches.start(gctx)
@@ -144,26 +134,56 @@ func (s *Server) Run(ctx context.Context) error {
 		s.caches.wait()
 		return nil
 	})
-	g.Go(func() error {
-		err := srv.ServeTLS(ln, "", "")
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return fmt.Errorf("apiserver: serve: %w", err)
-	})
-	g.Go(func() error {
-		<-gctx.Done()
+	g.Go(func() error { return s.serve(gctx, ln) })
+	close(s.ready)
+	s.log.Info("serving", "addr", ln.Addr().String())
+	return g.Wait()
+}
+
+// Serve serves the API on one more listener, with the same certificate
+// and handler, until ctx is done: an address that exists only once the
+// server runs, such as the one pods reach it on. It returns nil on a
+// clean stop; call it after Ready.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		ln.Close()
+		return nil
+	}
+	s.log.Info("serving", "addr", ln.Addr().String())
+	return s.serve(ctx, ln)
+}
+
+// serve runs an HTTPS server on ln until ctx is done, then drains it.
+func (s *Server) serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*s.cfg.TLS}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}},
+		ReadHeaderTimeout: 30 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	if s.cfg.ClientCAs != nil {
+		srv.TLSConfig.ClientAuth = tls.RequestClientCert
+		srv.ConnContext = withConnCert
+	}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		<-ctx.Done()
 		// Watches end with ctx (BaseContext); give other requests a moment.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			srv.Close()
 		}
+	}()
+	err := srv.ServeTLS(ln, "", "")
+	if errors.Is(err, http.ErrServerClosed) {
+		<-stopped
 		return nil
-	})
-	close(s.ready)
-	s.log.Info("serving", "addr", ln.Addr().String())
-	return g.Wait()
+	}
+	return fmt.Errorf("apiserver: serve %s: %w", ln.Addr(), err)
 }
 
 // routes builds the top-level handler: health, version and the CA

@@ -1,14 +1,17 @@
 package apiserver_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"kiln.dev/kiln/components/apiserver"
 	"kiln.dev/kiln/components/apiserver/pki"
@@ -134,5 +137,64 @@ func TestNew_badConfig(t *testing.T) {
 	}
 	if _, ok := apiserver.UserFrom(t.Context()); ok {
 		t.Error("UserFrom on a context without a user: ok")
+	}
+}
+
+// TestServer_Serve_secondListener: Serve answers on another address with
+// the same certificate, handler and authentication, and stops with its
+// context while the main listener goes on.
+func TestServer_Serve_secondListener(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- env.Server.Serve(ctx, ln) }()
+
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(env.CAPEM)
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}}}
+	t.Cleanup(hc.CloseIdleConnections)
+	status := func(url, token string) int {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	second := "https://" + ln.Addr().String()
+	if got := status(second+"/api/v1/namespaces/default", env.Token); got != http.StatusOK {
+		t.Fatalf("GET a namespace on the second listener: %d, want 200", got)
+	}
+	if got := status(second+"/api/v1/namespaces/default", ""); got != http.StatusUnauthorized {
+		t.Fatalf("GET without a token on the second listener: %d, want 401", got)
+	}
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve returned %v on a clean stop", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its context ended")
+	}
+	hc.CloseIdleConnections()
+	if got := status(second+"/version", ""); got != 0 {
+		t.Errorf("second listener still answers (%d) after its stop", got)
+	}
+	if got := status(env.URL+"/api/v1/namespaces/default", env.Token); got != http.StatusOK {
+		t.Errorf("main listener after the second's stop: %d, want 200", got)
 	}
 }

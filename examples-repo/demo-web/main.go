@@ -19,6 +19,9 @@
 //	demo-web env                     print the environment, one VAR=value a line
 //	demo-web cat [FILE...]           print files (mounted ConfigMaps and Secrets), or stdin
 //	demo-web write FILE TEXT         write TEXT to FILE (init containers filling an emptyDir)
+//	demo-web whoami [-host HOST]     ask the cluster's API who the pod's service account is, as an
+//	                                 in-cluster client does (KUBERNETES_SERVICE_HOST/PORT, the mounted
+//	                                 token and CA); print the user name
 //
 // The HTTP server also allocates on request: GET /alloc?mb=N touches N MiB
 // more and keeps it, so a running container can be driven past its memory
@@ -28,6 +31,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +44,7 @@ import (
 	"os/signal"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -82,6 +89,8 @@ func main() {
 		}
 	case "cat":
 		err = cat(args)
+	case "whoami":
+		err = whoami(args)
 	case "write":
 		if len(args) != 2 {
 			err = errors.New("usage: demo-web write FILE TEXT")
@@ -311,5 +320,73 @@ func cat(args []string) error {
 		}
 		os.Stdout.Write(b)
 	}
+	return nil
+}
+
+// saDir is where the kubelet mounts a pod's service account credentials.
+const saDir = "/var/run/secrets/kubernetes.io/serviceaccount/"
+
+// whoami posts a SelfSubjectReview to the API with the pod's token,
+// trusting only the mounted CA, as client-go's in-cluster config does.
+func whoami(args []string) error {
+	fs := flag.NewFlagSet("whoami", flag.ContinueOnError)
+	host := fs.String("host", "", "API host:port (default $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	addr := *host
+	if addr == "" {
+		h, p := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+		if h == "" || p == "" {
+			return errors.New("KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set")
+		}
+		addr = net.JoinHostPort(h, p)
+	}
+	token, err := os.ReadFile(saDir + "token")
+	if err != nil {
+		return err
+	}
+	caPEM, err := os.ReadFile(saDir + "ca.crt")
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return errors.New("no certificate in " + saDir + "ca.crt")
+	}
+	c := &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+	}
+	body := `{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}`
+	req, err := http.NewRequest(http.MethodPost, "https://"+addr+"/apis/authentication.k8s.io/v1/selfsubjectreviews", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+string(bytes.TrimSpace(token)))
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(out))
+	}
+	var review struct {
+		Status struct {
+			UserInfo struct {
+				Username string `json:"username"`
+			} `json:"userInfo"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal(out, &review); err != nil {
+		return err
+	}
+	fmt.Println(review.Status.UserInfo.Username)
 	return nil
 }

@@ -18,7 +18,9 @@ const DefaultInterface = "kiln-dns"
 // on the cluster DNS address and pods reach it through their default
 // route to the node. The link is a dummy; on a kernel without dummy links
 // it is a bridge without ports, which holds a local address just the
-// same. Calling it again is a no-op. It runs the ip tool (iproute2).
+// same. Calling it again is a no-op; with another address the link holds
+// both (a server puts the kubernetes Service's ClusterIP there too). It
+// runs the ip tool (iproute2).
 func EnsureInterface(name string, ip netip.Addr) error {
 	if !ip.Is4() {
 		return fmt.Errorf("dns: interface address %v is not IPv4", ip)
