@@ -33,6 +33,7 @@ type Server struct {
 	namespaces  namespaceCache
 	caches      watchCaches
 	graph       nodeGraph
+	tokens      tokenCache
 	byGVR       map[gvrKey]*resource
 	ready       chan struct{}
 	handler     http.Handler

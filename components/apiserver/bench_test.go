@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -222,7 +224,9 @@ func benchBindPods(ctx context.Context, cs kubernetes.Interface, pods []*corev1.
 }
 
 // BenchmarkAPIGetP99 measures the 99th percentile latency of sequential
-// GETs of one pod through client-go.
+// GETs of one pod through client-go, as the admin and, alternating with
+// those, as a service account with a token from TokenRequest (an
+// in-cluster client: RBAC and token checks of its own).
 func BenchmarkAPIGetP99(b *testing.B) {
 	env := testenv.Start(b, testenv.Options{})
 	cs := benchClientset(b, env)
@@ -231,32 +235,76 @@ func BenchmarkAPIGetP99(b *testing.B) {
 	if _, err := cs.CoreV1().Pods(benchNS).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	get := func() (time.Duration, error) {
+	sa := benchServiceAccountClientset(b, env, cs)
+	get := func(cs kubernetes.Interface) (time.Duration, error) {
 		start := time.Now()
 		_, err := cs.CoreV1().Pods(benchNS).Get(ctx, pod.Name, metav1.GetOptions{})
 		return time.Since(start), err
 	}
 	for range 200 {
-		if _, err := get(); err != nil {
-			b.Fatal(err)
+		for _, c := range []kubernetes.Interface{cs, sa} {
+			if _, err := get(c); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 
 	b.ResetTimer()
 	lat := make([]time.Duration, benchGets)
+	saLat := make([]time.Duration, benchGets)
 	for i := range lat {
-		d, err := get()
+		d, err := get(cs)
 		if err != nil {
 			b.Fatal(err)
 		}
 		lat[i] = d
+		if d, err = get(sa); err != nil {
+			b.Fatal(err)
+		}
+		saLat[i] = d
 	}
 	b.StopTimer()
 
-	slices.Sort(lat)
-	p50, p99 := benchPercentile(lat, 0.50), benchPercentile(lat, 0.99)
-	b.Logf("%d gets: p50 %v, p99 %v, max %v", len(lat), p50, p99, lat[len(lat)-1])
+	for _, l := range [][]time.Duration{lat, saLat} {
+		slices.Sort(l)
+	}
+	p99, saP99 := benchPercentile(lat, 0.99), benchPercentile(saLat, 0.99)
+	b.Logf("%d gets: admin p50 %v, p99 %v, max %v; service account p50 %v, p99 %v, max %v", len(lat),
+		benchPercentile(lat, 0.50), p99, lat[len(lat)-1], benchPercentile(saLat, 0.50), saP99, saLat[len(saLat)-1])
 	fmt.Printf("BENCH api-get-p99 %.2f ms\n", benchMillis(p99))
+	fmt.Printf("BENCH api-get-p99-serviceaccount %.2f ms\n", benchMillis(saP99))
+}
+
+// benchServiceAccountClientset is a clientset for the service account
+// bench-reader, allowed to read pods in benchNS, with a token from
+// TokenRequest.
+func benchServiceAccountClientset(b *testing.B, env *testenv.Env, admin kubernetes.Interface) kubernetes.Interface {
+	b.Helper()
+	ctx := b.Context()
+	if _, err := admin.CoreV1().ServiceAccounts(benchNS).Create(ctx, &corev1.ServiceAccount{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench-reader"}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := admin.RbacV1().RoleBindings(benchNS).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "bench-reader", Namespace: benchNS}},
+	}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	tr, err := admin.CoreV1().ServiceAccounts(benchNS).CreateToken(ctx, "bench-reader", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rc := rest.AnonymousClientConfig(env.RESTConfig)
+	rc.BearerToken = tr.Status.Token
+	rc.ContentType = ""
+	rc.QPS, rc.Burst = -1, 0
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cs
 }
 
 // BenchmarkAPIList10k creates 10,000 pods through the API (16 creators)

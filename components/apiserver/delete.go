@@ -165,6 +165,9 @@ func (s *Server) delete(ctx context.Context, res *resource, ns, name string, opt
 		if err != nil {
 			return nil, false, storeError(err, res.gr, name)
 		}
+		if namedByTokens(res) {
+			s.tokens.forget()
+		}
 		// A deleted object comes back at the revision of its delete, as
 		// kube's store answers and as the watch's DELETED event carries.
 		m.SetResourceVersion(formatRev(rev))

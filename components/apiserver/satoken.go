@@ -29,7 +29,8 @@ import (
 // for as long as it has not expired and the service account, and the pod
 // or secret it is bound to, still exist with the UIDs it names. Nothing
 // is stored: deleting the service account (or the pod) revokes its
-// tokens.
+// tokens, at once on the server that deletes it and within tokenCacheTTL
+// on the others (tokencache.go).
 
 const (
 	// minTokenSeconds and defaultTokenSeconds are kube's bounds for
@@ -215,6 +216,10 @@ func (s *Server) serviceAccountUser(ctx context.Context, token string) (User, bo
 	if key == nil || strings.Count(token, ".") != 2 {
 		return User{}, false
 	}
+	now := s.now()
+	if u, ok := s.tokens.get(token, now); ok {
+		return u, true
+	}
 	var c saClaims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return &key.PublicKey, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodES256.Alg()}),
@@ -239,11 +244,13 @@ func (s *Server) serviceAccountUser(ctx context.Context, token string) (User, bo
 	if k.Secret != nil && !s.stillExists(ctx, gvrSecrets, k.Namespace, *k.Secret) {
 		return User{}, false
 	}
-	return User{
+	u := User{
 		Name:   c.Subject,
 		UID:    k.ServiceAccount.UID,
 		Groups: []string{GroupServiceAccounts, GroupServiceAccounts + ":" + k.Namespace, "system:authenticated"},
-	}, true
+	}
+	s.tokens.add(token, u, now, c.ExpiresAt.Time)
+	return u, true
 }
 
 // stillExists reports whether the object a token names is there with the
