@@ -298,13 +298,7 @@ func benchServiceAccountClientset(b *testing.B, env *testenv.Env, admin kubernet
 	}
 	rc := rest.AnonymousClientConfig(env.RESTConfig)
 	rc.BearerToken = tr.Status.Token
-	rc.ContentType = ""
-	rc.QPS, rc.Burst = -1, 0
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return cs
+	return benchClientsetFor(b, rc)
 }
 
 // BenchmarkAPIList10k creates 10,000 pods through the API (16 creators)
@@ -346,7 +340,13 @@ func BenchmarkAPIList10k(b *testing.B) {
 // (protobuf) bodies and no client-side rate limit.
 func benchClientset(b *testing.B, env *testenv.Env) kubernetes.Interface {
 	b.Helper()
-	rc := rest.CopyConfig(env.RESTConfig)
+	return benchClientsetFor(b, rest.CopyConfig(env.RESTConfig))
+}
+
+// benchClientsetFor is a clientset for rc (which it changes) with
+// client-go's default bodies and no client-side rate limit.
+func benchClientsetFor(b *testing.B, rc *rest.Config) kubernetes.Interface {
+	b.Helper()
 	rc.ContentType = ""
 	rc.QPS, rc.Burst = -1, 0
 	cs, err := kubernetes.NewForConfig(rc)

@@ -71,20 +71,8 @@ func TestDecodeGraphPod(t *testing.T) {
 // TestNodeGraph_follows: the graph loads the pods in the store, then
 // follows binds, changes of what a pod uses, and deletes.
 func TestNodeGraph_follows(t *testing.T) {
-	st, err := store.New(store.Config{DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- st.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	<-st.Ready()
+	st := runStore(t)
+	ctx := t.Context()
 	put := func(name, node, secret string) {
 		t.Helper()
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns"}, Spec: corev1.PodSpec{NodeName: node,
@@ -132,4 +120,24 @@ func TestNodeGraph_follows(t *testing.T) {
 	if !g.uses(ref("b", "s3")) {
 		t.Error("s3 closed while another pod on b uses it")
 	}
+}
+
+// runStore runs an embedded store until the test ends.
+func runStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.New(store.Config{DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	done := make(chan error, 1)
+	go func() { done <- st.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	<-st.Ready()
+	return st
 }
