@@ -34,6 +34,7 @@ type Server struct {
 	caches      watchCaches
 	graph       nodeGraph
 	tokens      tokenCache
+	rbacDecoded decodedRBAC
 	byGVR       map[gvrKey]*resource
 	ready       chan struct{}
 	handler     http.Handler

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,8 +19,9 @@ import (
 // request's namespace, names the user (or one of its groups, or its
 // service account) and points at a role with a rule that covers the
 // request. Nothing denies. The bindings and roles are read from the store
-// at each decision: only users other than the admin, nodes and the
-// built-in groups get here, and a grant or a revocation counts at once.
+// at each decision (and decoded once per revision, decodedRBAC): only
+// users other than the admin, nodes and the built-in groups get here, and
+// a grant or a revocation counts at once.
 
 var (
 	gvrClusterRoleBindings = gvrKey{rbacv1.GroupName, "v1", "clusterrolebindings"}
@@ -170,8 +172,58 @@ func hasOrAll(list []string, v string) bool {
 	return slices.Contains(list, "*") || slices.Contains(list, v)
 }
 
+// decodedRBAC keeps RBAC objects decoded, by key and mod revision. A
+// decision for a user other than the admin reads every binding and, for
+// an aggregated ClusterRole (view, edit, admin), every ClusterRole; the
+// reads stay, so a grant or a revocation counts at once, but decoding
+// them cost more than reading them, on every request. An object whose
+// revision is unchanged is not decoded again; callers must not modify it.
+type decodedRBAC struct {
+	mu      sync.Mutex
+	entries map[string]decodedEntry
+}
+
+type decodedEntry struct {
+	rev int64
+	obj runtime.Object
+}
+
+// decodedRBACSize bounds the cache; entries of deleted objects stay until
+// it fills, then all go.
+const decodedRBACSize = 10000
+
+func (c *decodedRBAC) decode(res *resource, kv store.KV) (runtime.Object, error) {
+	c.mu.Lock()
+	e, ok := c.entries[kv.Key]
+	c.mu.Unlock()
+	if ok && e.rev == kv.ModRevision {
+		return e.obj, nil
+	}
+	obj, err := res.decodeStored(kv)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) >= decodedRBACSize {
+		c.entries = map[string]decodedEntry{}
+	}
+	c.entries[kv.Key] = decodedEntry{rev: kv.ModRevision, obj: obj}
+	return obj, nil
+}
+
+// decodeRead decodes an object listObjects or getObject read: RBAC ones
+// through s.rbacDecoded.
+func (s *Server) decodeRead(res *resource, kv store.KV) (runtime.Object, error) {
+	if res.Group == rbacv1.GroupName {
+		return s.rbacDecoded.decode(res, kv)
+	}
+	return res.decodeStored(kv)
+}
+
 // listObjects reads every object of a resource in namespace ns ("" for
-// all or for a cluster-scoped resource).
+// all or for a cluster-scoped resource). RBAC objects are shared: read
+// them only.
 func (s *Server) listObjects(ctx context.Context, gvr gvrKey, ns string) ([]runtime.Object, error) {
 	res := s.byGVR[gvr]
 	var out []runtime.Object
@@ -185,7 +237,7 @@ func (s *Server) listObjects(ctx context.Context, gvr gvrKey, ns string) ([]runt
 		}
 		rev = page.Revision
 		for _, kv := range page.KVs {
-			if o, err := res.decodeStored(kv); err == nil {
+			if o, err := s.decodeRead(res, kv); err == nil {
 				out = append(out, o)
 			}
 		}
@@ -196,7 +248,8 @@ func (s *Server) listObjects(ctx context.Context, gvr gvrKey, ns string) ([]runt
 	}
 }
 
-// getObject reads one object, nil when it does not exist.
+// getObject reads one object, nil when it does not exist. RBAC objects
+// are shared: read them only.
 func (s *Server) getObject(ctx context.Context, gvr gvrKey, ns, name string) (runtime.Object, error) {
 	res := s.byGVR[gvr]
 	kv, err := s.store.Get(ctx, res.key(ns, name))
@@ -206,5 +259,5 @@ func (s *Server) getObject(ctx context.Context, gvr gvrKey, ns, name string) (ru
 	if err != nil {
 		return nil, err
 	}
-	return res.decodeStored(kv)
+	return s.decodeRead(res, kv)
 }

@@ -110,6 +110,19 @@ func TestServer_rbac(t *testing.T) {
 	_, err = bot.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	check("the service account lists nodes (cluster-scoped, not in edit)", err, false)
 
+	// A changed Role counts at once, however often it was read before.
+	role, err := admin.RbacV1().Roles("team").Get(ctx, "one-cm", metav1.GetOptions{})
+	must(err)
+	role.Rules[0].ResourceNames = []string{"other"}
+	_, err = admin.RbacV1().Roles("team").Update(ctx, role, metav1.UpdateOptions{})
+	must(err)
+	for _, name := range []string{"allowed", "other"} {
+		cm, err := admin.CoreV1().ConfigMaps("team").Get(ctx, name, metav1.GetOptions{})
+		must(err)
+		_, err = alice.CoreV1().ConfigMaps("team").Update(ctx, cm, metav1.UpdateOptions{})
+		check("alice updates "+name+" after the Role names only other", err, name == "other")
+	}
+
 	// Revoked: it counts at once.
 	must(admin.RbacV1().RoleBindings("team").Delete(ctx, "dev-view", metav1.DeleteOptions{}))
 	check("alice lists pods after the binding is gone", listPods(alice, "team"), false)
