@@ -192,12 +192,20 @@ type decodedEntry struct {
 // it fills, then all go.
 const decodedRBACSize = 10000
 
-func (c *decodedRBAC) decode(res *resource, kv store.KV) (runtime.Object, error) {
+// lookup returns the object at key as of revision rev, if decoded.
+func (c *decodedRBAC) lookup(key string, rev int64) (runtime.Object, bool) {
 	c.mu.Lock()
-	e, ok := c.entries[kv.Key]
-	c.mu.Unlock()
-	if ok && e.rev == kv.ModRevision {
-		return e.obj, nil
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok || e.rev != rev {
+		return nil, false
+	}
+	return e.obj, true
+}
+
+func (c *decodedRBAC) decode(res *resource, kv store.KV) (runtime.Object, error) {
+	if obj, ok := c.lookup(kv.Key, kv.ModRevision); ok {
+		return obj, nil
 	}
 	obj, err := res.decodeStored(kv)
 	if err != nil {
@@ -231,21 +239,52 @@ func (s *Server) listObjects(ctx context.Context, gvr gvrKey, ns string) ([]runt
 	prefix := res.listPrefix(ns)
 	var rev int64
 	for {
-		page, err := s.store.List(ctx, prefix, store.ListOptions{StartKey: start, Revision: rev, Limit: 500})
+		page, err := s.listPage(ctx, res, prefix, store.ListOptions{StartKey: start, Revision: rev, Limit: 500}, &out)
 		if err != nil {
 			return nil, err
 		}
 		rev = page.Revision
-		for _, kv := range page.KVs {
-			if o, err := s.decodeRead(res, kv); err == nil {
-				out = append(out, o)
-			}
-		}
 		if !page.More || len(page.KVs) == 0 {
 			return out, nil
 		}
 		start = page.KVs[len(page.KVs)-1].Key + "\x00"
 	}
+}
+
+// listPage reads one page of listObjects and appends its objects to out.
+// RBAC objects whose revisions decodedRBAC holds are not read again: the
+// keys come first, and the values only if one of them changed.
+func (s *Server) listPage(ctx context.Context, res *resource, prefix string, opts store.ListOptions, out *[]runtime.Object) (store.ListResult, error) {
+	if res.Group == rbacv1.GroupName {
+		opts.KeysOnly = true
+		page, err := s.store.List(ctx, prefix, opts)
+		if err != nil {
+			return page, err
+		}
+		objs := make([]runtime.Object, 0, len(page.KVs))
+		for _, kv := range page.KVs {
+			o, ok := s.rbacDecoded.lookup(kv.Key, kv.ModRevision)
+			if !ok {
+				break
+			}
+			objs = append(objs, o)
+		}
+		if len(objs) == len(page.KVs) {
+			*out = append(*out, objs...)
+			return page, nil
+		}
+		opts.KeysOnly, opts.Revision = false, page.Revision
+	}
+	page, err := s.store.List(ctx, prefix, opts)
+	if err != nil {
+		return page, err
+	}
+	for _, kv := range page.KVs {
+		if o, err := s.decodeRead(res, kv); err == nil {
+			*out = append(*out, o)
+		}
+	}
+	return page, nil
 }
 
 // getObject reads one object, nil when it does not exist. RBAC objects

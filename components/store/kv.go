@@ -252,6 +252,8 @@ type ListOptions struct {
 	StartKey string
 	// Limit caps the number of keys returned; 0 means all.
 	Limit int64
+	// KeysOnly leaves the values out: keys and revisions only.
+	KeysOnly bool
 }
 
 // ListResult is one page.
@@ -279,6 +281,9 @@ func (s *Store) List(ctx context.Context, prefix string, opts ListOptions) (List
 	}
 	if opts.Limit > 0 {
 		getOpts = append(getOpts, clientv3.WithLimit(opts.Limit))
+	}
+	if opts.KeysOnly {
+		getOpts = append(getOpts, clientv3.WithKeysOnly())
 	}
 	resp, err := s.kvAPI().Get(ctx, start, getOpts...)
 	if err != nil {
