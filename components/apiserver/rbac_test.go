@@ -123,6 +123,20 @@ func TestServer_rbac(t *testing.T) {
 		check("alice updates "+name+" after the Role names only other", err, name == "other")
 	}
 
+	// A ClusterRole that aggregates into view widens it; gone, it no
+	// longer does.
+	listSecrets := func() error {
+		_, err := alice.CoreV1().Secrets("team").List(ctx, metav1.ListOptions{})
+		return err
+	}
+	_, err = admin.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "secrets-view",
+		Labels: map[string]string{"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"list"}}}}, metav1.CreateOptions{})
+	must(err)
+	check("alice lists secrets in team (view aggregates secrets-view)", listSecrets(), true)
+	must(admin.RbacV1().ClusterRoles().Delete(ctx, "secrets-view", metav1.DeleteOptions{}))
+	check("alice lists secrets in team after secrets-view is gone", listSecrets(), false)
+
 	// Revoked: it counts at once.
 	must(admin.RbacV1().RoleBindings("team").Delete(ctx, "dev-view", metav1.DeleteOptions{}))
 	check("alice lists pods after the binding is gone", listPods(alice, "team"), false)
