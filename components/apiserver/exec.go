@@ -17,6 +17,12 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request, ri requestIn
 	s.proxyStream(w, r, ri, "exec", true, "exec into")
 }
 
+// handleAttach serves pods/NAME/attach likewise (kubectl attach, kubectl
+// run -i): the kubelet joins the streams to the container's own.
+func (s *Server) handleAttach(w http.ResponseWriter, r *http.Request, ri requestInfo) {
+	s.proxyStream(w, r, ri, "attach", true, "attach to")
+}
+
 // handlePortForward serves pods/NAME/portforward likewise, over SPDY:
 // kubectl's first try, a WebSocket tunnel, is refused so that it falls
 // back to SPDY.

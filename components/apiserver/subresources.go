@@ -47,6 +47,8 @@ func (s *Server) handleSubresource(w http.ResponseWriter, r *http.Request, res *
 		s.handleLog(w, r, ri)
 	case res.Group == "" && res.Name == "pods" && ri.subresource == "exec":
 		s.handleExec(w, r, ri)
+	case res.Group == "" && res.Name == "pods" && ri.subresource == "attach":
+		s.handleAttach(w, r, ri)
 	case res.Group == "" && res.Name == "pods" && ri.subresource == "portforward":
 		s.handlePortForward(w, r, ri)
 	case res.Group == "" && res.Name == "serviceaccounts" && ri.subresource == "token":

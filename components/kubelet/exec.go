@@ -44,15 +44,21 @@ type execRequest struct {
 }
 
 func parseExecRequest(r *http.Request) (execRequest, error) {
+	er, err := parseStreamRequest(r)
+	if err == nil && len(er.cmd) == 0 {
+		return er, errors.New("you must specify at least one command for the container")
+	}
+	return er, err
+}
+
+// parseStreamRequest reads the streams an exec or attach asks for.
+func parseStreamRequest(r *http.Request) (execRequest, error) {
 	q := r.URL.Query()
 	flag := func(name string) bool {
 		v, _ := strconv.ParseBool(q.Get(name))
 		return v
 	}
 	er := execRequest{cmd: q["command"], stdin: flag("input") || flag("stdin"), stdout: flag("output") || flag("stdout"), stderr: flag("error") || flag("stderr"), tty: flag("tty")}
-	if len(er.cmd) == 0 {
-		return er, errors.New("you must specify at least one command for the container")
-	}
 	if !er.stdin && !er.stdout && !er.stderr {
 		return er, errors.New("you must specify at least one of stdin, stdout, stderr")
 	}
@@ -67,14 +73,46 @@ func parseExecRequest(r *http.Request) (execRequest, error) {
 // container's latest running instance, with the client's streams over a
 // WebSocket, as the kubelet's streaming server does for kubectl exec.
 func (k *Kubelet) handleExec(w http.ResponseWriter, r *http.Request) {
-	ns, name, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
 	er, err := parseExecRequest(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	k.serveStreams(w, r, "exec", er, func(id string, s clientStreams) (int, error) {
+		opts := runtime.ExecOptions{Cmd: er.cmd, TTY: er.tty, Stdin: s.stdin, Stdout: s.stdout, Stderr: s.stderr, Resize: s.resize}
+		return k.rt.Exec(r.Context(), id, opts)
+	})
+}
+
+// handleAttach serves /attach/<ns>/<pod>/<container>: the client's
+// streams join the container's own stdin and output (kubectl attach,
+// kubectl run -i) until it exits or the client leaves.
+func (k *Kubelet) handleAttach(w http.ResponseWriter, r *http.Request) {
+	er, err := parseStreamRequest(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	k.serveStreams(w, r, "attach", er, func(id string, s clientStreams) (int, error) {
+		opts := runtime.AttachOptions{Stdin: s.stdin, Stdout: s.stdout, Stderr: s.stderr, Resize: s.resize}
+		return 0, k.rt.Attach(r.Context(), id, opts)
+	})
+}
+
+// clientStreams are the streams a client opened; nil when not asked for.
+type clientStreams struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	resize         <-chan runtime.TerminalSize
+}
+
+// serveStreams opens the WebSocket streams er asks for to the latest
+// running instance of the request's container, runs run with them, and
+// ends with run's status on the error channel.
+func (k *Kubelet) serveStreams(w http.ResponseWriter, r *http.Request, what string, er execRequest, run func(id string, s clientStreams) (int, error)) {
+	ns, name, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
 	if !wsstream.IsWebSocketRequest(r) {
-		http.Error(w, "exec needs a WebSocket upgrade ("+execProtocolV5+" or "+execProtocolV4+"); SPDY is not supported", http.StatusBadRequest)
+		http.Error(w, what+" needs a WebSocket upgrade ("+execProtocolV5+" or "+execProtocolV4+"); SPDY is not supported", http.StatusBadRequest)
 		return
 	}
 	_, pr, ok := k.servedPod(w, r)
@@ -111,28 +149,28 @@ func (k *Kubelet) handleExec(w http.ResponseWriter, r *http.Request) {
 	_, streams, err := conn.Open(w, r)
 	if err != nil {
 		// Open has answered the client already.
-		k.log.Debug("exec stream", logKeyPod, ns+"/"+name, logKeyError, err)
+		k.log.Debug(what+" stream", logKeyPod, ns+"/"+name, logKeyError, err)
 		return
 	}
 	defer conn.Close()
 
-	opts := runtime.ExecOptions{Cmd: er.cmd, TTY: er.tty}
+	var cs clientStreams
 	if er.stdin {
-		opts.Stdin = streams[execStdin]
+		cs.stdin = streams[execStdin]
 	}
 	if er.stdout {
-		opts.Stdout = streams[execStdout]
+		cs.stdout = streams[execStdout]
 	}
 	if er.stderr {
-		opts.Stderr = streams[execStderr]
+		cs.stderr = streams[execStderr]
 	}
 	if er.tty {
 		resize := make(chan runtime.TerminalSize, 1)
-		opts.Resize = resize
+		cs.resize = resize
 		go readResizes(streams[execResize], resize)
 	}
-	code, err := k.rt.Exec(r.Context(), target.ID, opts)
-	k.log.Debug("exec", logKeyPod, ns+"/"+name, logKeyContainer, container, "exitCode", code, logKeyError, err)
+	code, err := run(target.ID, cs)
+	k.log.Debug(what, logKeyPod, ns+"/"+name, logKeyContainer, container, "exitCode", code, logKeyError, err)
 	_ = json.NewEncoder(streams[execError]).Encode(execStatus(code, err))
 }
 

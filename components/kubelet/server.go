@@ -43,6 +43,8 @@ func (k *Kubelet) newServer() *http.Server {
 	// kubectl exec's WebSocket is a GET; SPDY clients POST.
 	mux.Handle("GET /exec/{namespace}/{pod}/{container}", k.auth.wrap(http.HandlerFunc(k.handleExec)))
 	mux.Handle("POST /exec/{namespace}/{pod}/{container}", k.auth.wrap(http.HandlerFunc(k.handleExec)))
+	mux.Handle("GET /attach/{namespace}/{pod}/{container}", k.auth.wrap(http.HandlerFunc(k.handleAttach)))
+	mux.Handle("POST /attach/{namespace}/{pod}/{container}", k.auth.wrap(http.HandlerFunc(k.handleAttach)))
 	mux.Handle("GET /portForward/{namespace}/{pod}", k.auth.wrap(http.HandlerFunc(k.handlePortForward)))
 	mux.Handle("POST /portForward/{namespace}/{pod}", k.auth.wrap(http.HandlerFunc(k.handlePortForward)))
 	return &http.Server{

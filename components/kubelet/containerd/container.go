@@ -69,6 +69,9 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		ImageID:     repoDigest(img),
 		LogPath:     cfg.LogPath,
 		Annotations: cfg.Annotations,
+		Stdin:       cfg.Stdin,
+		StdinOnce:   cfg.StdinOnce,
+		TTY:         cfg.TTY,
 	}
 	opts, err := specOpts(id, sb, cfg, img, ociImg.Config)
 	if err != nil {
@@ -128,8 +131,8 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 			return fmt.Errorf("delete stale task of %s: %w", id, err)
 		}
 	}
-	fc := r.fifoPaths(id)
-	relay, err := r.startRelay(id, rec.LogPath, fc, 0)
+	fc := r.fifoPaths(id, rec)
+	relay, err := r.startRelay(id, rec, fc, 0)
 	if err != nil {
 		return fmt.Errorf("container %s logs: %w", id, err)
 	}

@@ -193,8 +193,8 @@ func (r *Runtime) attachRelay(rec containers.Container, proc *tasktypes.Process,
 		r.log.Warn("cannot relay logs", logKeyContainer, rec.ID, logKeyErr, err)
 		return
 	}
-	fc := cio.Config{Stdout: proc.Stdout, Stderr: proc.Stderr}
-	if _, err := r.startRelay(rec.ID, cr.LogPath, fc, openTimeout); err != nil {
+	fc := cio.Config{Stdin: proc.Stdin, Stdout: proc.Stdout, Stderr: proc.Stderr, Terminal: proc.Terminal}
+	if _, err := r.startRelay(rec.ID, cr, fc, openTimeout); err != nil {
 		r.log.Warn("cannot relay logs", logKeyContainer, rec.ID, logKeyErr, err)
 	}
 }

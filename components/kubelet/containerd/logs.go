@@ -25,9 +25,89 @@ const maxLogLine = 16 * 1024
 // FIFOs, and keeps its own read end open so that a container does not get
 // EPIPE while kiln is down; its output then waits in the pipe until a
 // restarted kiln attaches a new relay to the same FIFOs.
+//
+// The relay also serves attach: what the container writes goes to the
+// attached clients as it is read, and a container created with stdin has
+// its stdin FIFO held open here, for attached clients to write to.
 type logRelay struct {
 	done    chan struct{} // closed when both streams ended and the file is closed
 	streams []io.Closer
+
+	mu        sync.Mutex
+	attached  map[*attachment]struct{}
+	stdin     io.WriteCloser // nil: the container has no stdin, or it was closed
+	stdinOnce bool
+}
+
+// attachment is one attached client's output streams (stderr nil for a
+// terminal, whose output is all on stdout).
+type attachment struct {
+	stdout, stderr io.Writer
+}
+
+// tee passes what stream carries to the attached clients. A client that
+// fails a write is detached; the log gets everything regardless.
+func (l *logRelay) tee(stream string) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for a := range l.attached {
+			w := a.stdout
+			if stream == "stderr" {
+				w = a.stderr
+			}
+			if w == nil {
+				continue
+			}
+			if _, err := w.Write(p); err != nil {
+				delete(l.attached, a)
+			}
+		}
+		return len(p), nil
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// attach adds a client's output streams until the returned detach.
+func (l *logRelay) attach(a *attachment) (detach func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.attached == nil {
+		l.attached = map[*attachment]struct{}{}
+	}
+	l.attached[a] = struct{}{}
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.attached, a)
+	}
+}
+
+// writeStdin copies a client's input to the container's stdin until the
+// input ends. With stdinOnce that end closes the relay's end of the FIFO,
+// and writeStdin reports true: the caller must then have the shim close
+// its own, which it holds open too.
+func (l *logRelay) writeStdin(in io.Reader) (closed bool) {
+	l.mu.Lock()
+	w := l.stdin
+	l.mu.Unlock()
+	if w == nil {
+		return false
+	}
+	_, _ = io.Copy(w, in)
+	if !l.stdinOnce {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stdin == w {
+		l.stdin = nil
+		w.Close()
+	}
+	return true
 }
 
 // wait waits up to d for the relay to drain, and reports whether it did.
@@ -42,17 +122,32 @@ func (l *logRelay) wait(d time.Duration) bool {
 	}
 }
 
-// close stops reading (the rest stays in the pipe for a later relay).
+// close stops reading (the rest stays in the pipe for a later relay) and
+// closes the container's stdin.
 func (l *logRelay) close() {
 	for _, s := range l.streams {
 		s.Close()
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stdin != nil {
+		l.stdin.Close()
+		l.stdin = nil
+	}
 }
 
-// fifoPaths are the FIFOs of container id's task.
-func (r *Runtime) fifoPaths(id string) cio.Config {
+// fifoPaths are the FIFOs of container id's task: stdin only if the
+// container keeps one, and no stderr for a terminal, which has one output.
+func (r *Runtime) fifoPaths(id string, rec containerRecord) cio.Config {
 	dir := filepath.Join(r.p.io, id)
-	return cio.Config{Stdout: filepath.Join(dir, "stdout"), Stderr: filepath.Join(dir, "stderr")}
+	fc := cio.Config{Stdout: filepath.Join(dir, "stdout"), Stderr: filepath.Join(dir, "stderr"), Terminal: rec.TTY}
+	if rec.TTY {
+		fc.Stderr = ""
+	}
+	if rec.Stdin {
+		fc.Stdin = filepath.Join(dir, "stdin")
+	}
+	return fc
 }
 
 // startRelay opens (creating if needed) the FIFOs of fc and relays them
@@ -60,7 +155,8 @@ func (r *Runtime) fifoPaths(id string) cio.Config {
 // existing live relay of id is returned instead. openTimeout > 0 bounds
 // the wait for a writer: a task found already stopped may have no writer
 // left.
-func (r *Runtime) startRelay(id, logPath string, fc cio.Config, openTimeout time.Duration) (*logRelay, error) {
+func (r *Runtime) startRelay(id string, rec containerRecord, fc cio.Config, openTimeout time.Duration) (*logRelay, error) {
+	logPath := rec.LogPath
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.runCtx == nil || r.runCtx.Err() != nil {
@@ -97,7 +193,7 @@ func (r *Runtime) startRelay(id, logPath string, fc cio.Config, openTimeout time
 			w.size = st.Size() // a restarted kiln appends to the file
 		}
 	}
-	l := &logRelay{done: make(chan struct{})}
+	l := &logRelay{done: make(chan struct{}), stdinOnce: rec.StdinOnce}
 	type stream struct {
 		name string
 		rc   io.ReadCloser
@@ -129,6 +225,16 @@ func (r *Runtime) startRelay(id, logPath string, fc cio.Config, openTimeout time
 		streams = append(streams, stream{s.name, rc})
 		l.streams = append(l.streams, rc)
 	}
+	if fc.Stdin != "" {
+		// Held open so that the container's stdin does not end before
+		// a client attaches; the open completes when the shim opens
+		// the read end.
+		wc, err := fifo.OpenFifo(openCtx, fc.Stdin, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_NONBLOCK, 0o700)
+		if err != nil {
+			return fail(err)
+		}
+		l.stdin = wc
+	}
 	stop := context.AfterFunc(base, l.close)
 	r.relays[id] = l
 	r.relayWG.Add(1)
@@ -136,7 +242,7 @@ func (r *Runtime) startRelay(id, logPath string, fc cio.Config, openTimeout time
 		defer r.relayWG.Done()
 		var wg sync.WaitGroup
 		for _, s := range streams {
-			wg.Go(func() { copyLines(s.name, s.rc, w) })
+			wg.Go(func() { copyLines(s.name, io.TeeReader(s.rc, l.tee(s.name)), w) })
 		}
 		wg.Wait()
 		stop()

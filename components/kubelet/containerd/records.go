@@ -78,6 +78,11 @@ type containerRecord struct {
 	ImageID     string            `json:"imageID"`
 	LogPath     string            `json:"logPath,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// Stdin, StdinOnce and TTY are the container's (see
+	// runtime.ContainerConfig).
+	Stdin     bool `json:"stdin,omitempty"`
+	StdinOnce bool `json:"stdinOnce,omitempty"`
+	TTY       bool `json:"tty,omitempty"`
 }
 
 // jsonAny carries a JSON record as a containerd extension (typeurl.Any);

@@ -67,6 +67,9 @@ func specOpts(id string, sb *sandboxRecord, cfg *runtime.ContainerConfig, img ct
 	if cfg.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(cfg.WorkingDir))
 	}
+	if cfg.TTY {
+		opts = append(opts, oci.WithTTY)
+	}
 	switch {
 	case cfg.RunAsUser != nil && cfg.RunAsGroup != nil:
 		opts = append(opts, withUIDGID(uint32(*cfg.RunAsUser), uint32(*cfg.RunAsGroup)))

@@ -92,6 +92,11 @@ type Runtime interface {
 	// attached (kubectl exec) until it exits or ctx is done, when it is
 	// killed. A command that ran returns its exit code with a nil error.
 	Exec(ctx context.Context, id string, opts ExecOptions) (exitCode int, err error)
+	// Attach connects streams to a running container's own stdin and
+	// output (kubectl attach, kubectl run -i) until the container exits
+	// or ctx is done. Output is what the container writes from then on;
+	// stdin reaches it only if it was created with Stdin.
+	Attach(ctx context.Context, id string, opts AttachOptions) error
 	// PortForward connects stream to port on the sandbox's loopback
 	// (inside the pod's network namespace), as kubectl port-forward asks,
 	// until both directions are done (see Forward).
@@ -142,6 +147,15 @@ type ExecOptions struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	// Resize carries the terminal's size changes (TTY only).
+	Resize <-chan TerminalSize
+}
+
+// AttachOptions are the streams of an attach; nil when not wanted.
+type AttachOptions struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Resize carries the terminal's size changes (a container with TTY).
 	Resize <-chan TerminalSize
 }
 
@@ -238,6 +252,10 @@ type ContainerConfig struct {
 	Env        []KeyValue
 	WorkingDir string
 	Mounts     []Mount
+	// Stdin keeps a stdin open for the container that attach writes to;
+	// with StdinOnce it closes when the first attach's input ends. TTY
+	// gives the container a terminal, which then has one output stream.
+	Stdin, StdinOnce, TTY bool
 	// LogPath is the absolute file the runtime appends stdout and stderr
 	// to, in the CRI log format: "<RFC3339Nano> <stdout|stderr> <F|P> <text>\n".
 	LogPath    string

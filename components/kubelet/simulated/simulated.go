@@ -632,6 +632,25 @@ func (r *Runtime) Exec(ctx context.Context, id string, opts runtime.ExecOptions)
 	return code, nil
 }
 
+// Attach implements runtime.Runtime for a running container: a simulated
+// container echoes its stdin to stdout (it has no program of its own),
+// until stdin ends or ctx is done.
+func (r *Runtime) Attach(ctx context.Context, id string, opts runtime.AttachOptions) error {
+	st, err := r.ContainerStatus(ctx, id)
+	if err != nil {
+		return err
+	}
+	if st.State != runtime.ContainerRunning {
+		return fmt.Errorf("container %s is not running", id)
+	}
+	if opts.Stdin == nil || opts.Stdout == nil {
+		<-ctx.Done()
+		return nil
+	}
+	_, err = io.Copy(opts.Stdout, opts.Stdin)
+	return err
+}
+
 // PortForward implements runtime.Runtime: a simulated pod has no network
 // namespace, so the port is dialed at the sandbox's address (a test
 // serves there, e.g. on SandboxIP 127.0.0.1).
