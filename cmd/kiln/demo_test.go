@@ -153,6 +153,33 @@ func TestDemo_makeRun(t *testing.T) {
 		}
 	})
 
+	step("kubectl run -i --rm: stdin to a new pod's container and its output back, then the pod goes", func(t *testing.T) {
+		// kubectl attaches (pods/attach) once the pod runs; the end of
+		// its input ends the container's (stdinOnce), so cat exits.
+		ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, testenv.Kubectl(t), "--kubeconfig", filepath.Join(d.dataDir, "admin.kubeconfig"),
+			"run", "-n", "demo", "catter", "-i", "--rm", "--restart", "Never", "--image", "kiln.dev/demo-web:0.1.0",
+			"--command", "--", "/demo-web", "cat")
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		cmd.Stdin = strings.NewReader("typed into kubectl\n")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("kubectl run -i --rm: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+		}
+		if !strings.Contains(stdout.String(), "typed into kubectl\n") {
+			t.Fatalf("kubectl run -i printed %q, want the input back\nstderr:\n%s", &stdout, &stderr)
+		}
+		d.eventually("catter deleted (--rm)", func() error {
+			_, err := d.cs.CoreV1().Pods("demo").Get(ctx, "catter", metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("pod catter: %v", err)
+		})
+	})
+
 	step("a Service without endpoints refuses connections", func(t *testing.T) {
 		d.writeFile("app/nobody.yaml", demoNobodyService)
 		nobody := d.waitService("nobody")
