@@ -50,6 +50,7 @@ type Kubelet struct {
 	probes *prober
 	auth   *authenticator
 	tokens tokenCache
+	stats  statsCache
 
 	// nodeChanged is signalled by the Node informer; the node loop reads
 	// spec.podCIDR then.
@@ -183,6 +184,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	wg.Go(func() { k.svcInformer.Run(loopCtx.Done()) })
 	wg.Go(func() { k.nodeLoop(loopCtx) })
 	wg.Go(func() { k.leaseLoop(loopCtx) })
+	wg.Go(func() { k.statsLoop(loopCtx) })
 
 	// Services first: a container's service environment variables are
 	// read once, when it starts.

@@ -43,6 +43,7 @@ func (k *Kubelet) newServer() *http.Server {
 	// kubectl exec's WebSocket is a GET; SPDY clients POST.
 	mux.Handle("GET /exec/{namespace}/{pod}/{container}", k.auth.wrap(http.HandlerFunc(k.handleExec)))
 	mux.Handle("POST /exec/{namespace}/{pod}/{container}", k.auth.wrap(http.HandlerFunc(k.handleExec)))
+	mux.Handle("GET /stats/resource", k.auth.wrap(http.HandlerFunc(k.handleResourceStats)))
 	mux.Handle("GET /attach/{namespace}/{pod}/{container}", k.auth.wrap(http.HandlerFunc(k.handleAttach)))
 	mux.Handle("POST /attach/{namespace}/{pod}/{container}", k.auth.wrap(http.HandlerFunc(k.handleAttach)))
 	mux.Handle("GET /portForward/{namespace}/{pod}", k.auth.wrap(http.HandlerFunc(k.handlePortForward)))

@@ -92,6 +92,9 @@ type Runtime interface {
 	// attached (kubectl exec) until it exits or ctx is done, when it is
 	// killed. A command that ran returns its exit code with a nil error.
 	Exec(ctx context.Context, id string, opts ExecOptions) (exitCode int, err error)
+	// ContainerStats reads a running container's resource usage from its
+	// cgroup.
+	ContainerStats(ctx context.Context, id string) (*ContainerStats, error)
 	// Attach connects streams to a running container's own stdin and
 	// output (kubectl attach, kubectl run -i) until the container exits
 	// or ctx is done. Output is what the container writes from then on;
@@ -148,6 +151,15 @@ type ExecOptions struct {
 	Stderr io.Writer
 	// Resize carries the terminal's size changes (TTY only).
 	Resize <-chan TerminalSize
+}
+
+// ContainerStats is a container's resource usage at one moment.
+type ContainerStats struct {
+	// CPU is the CPU time the container used since it started.
+	CPU time.Duration
+	// MemoryWorkingSet is the memory in use less inactive file pages,
+	// cAdvisor's working set (kubectl top's number).
+	MemoryWorkingSet uint64
 }
 
 // AttachOptions are the streams of an attach; nil when not wanted.

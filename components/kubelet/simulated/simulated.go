@@ -632,6 +632,19 @@ func (r *Runtime) Exec(ctx context.Context, id string, opts runtime.ExecOptions)
 	return code, nil
 }
 
+// ContainerStats implements runtime.Runtime: a simulated container has
+// no process, so it uses nothing.
+func (r *Runtime) ContainerStats(ctx context.Context, id string) (*runtime.ContainerStats, error) {
+	st, err := r.ContainerStatus(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if st.State != runtime.ContainerRunning {
+		return nil, fmt.Errorf("container %s is not running", id)
+	}
+	return &runtime.ContainerStats{}, nil
+}
+
 // Attach implements runtime.Runtime for a running container: a simulated
 // container echoes its stdin to stdout (it has no program of its own),
 // until stdin ends or ctx is done.
