@@ -180,6 +180,47 @@ func TestDemo_makeRun(t *testing.T) {
 		})
 	})
 
+	step("kubectl top shows the pods' and the node's usage (metrics.k8s.io)", func(t *testing.T) {
+		// The kubelet samples every 10 s; a pod has metrics from its
+		// second sample.
+		top := func(args ...string) (string, error) {
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, testenv.Kubectl(t), append([]string{"--kubeconfig", filepath.Join(d.dataDir, "admin.kubeconfig"), "top"}, args...)...)
+			cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		// NAME CPU(cores) MEMORY(bytes), e.g. "web-x 1m 5Mi".
+		usage := regexp.MustCompile(`(?m)^(\S+)\s+(\d+)m\s+(\d+)Mi\s*$`)
+		var podsOut string
+		d.eventually("kubectl top pod lists every web pod with its usage", func() error {
+			out, err := top("pod", "-n", "demo", "-l", "app=web", "--no-headers")
+			podsOut = out
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			seen := map[string]bool{}
+			for _, m := range usage.FindAllStringSubmatch(out, -1) {
+				if mem, _ := strconv.Atoi(m[3]); mem > 0 {
+					seen[m[1]] = true
+				}
+			}
+			for _, p := range pods {
+				if !seen[p.Name] {
+					return fmt.Errorf("no usage for %s in:\n%s", p.Name, out)
+				}
+			}
+			return nil
+		})
+		out, err := top("node", "--no-headers")
+		// NAME CPU(cores) CPU% MEMORY(bytes) MEMORY%
+		if err != nil || !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(d.nodeName)+`\s+\d+m\s+\d+%\s+\d+Mi\s+\d+%`).MatchString(out) {
+			t.Fatalf("kubectl top node: %v\n%s", err, out)
+		}
+		t.Logf("kubectl top pod:\n%skubectl top node:\n%s", podsOut, out)
+	})
+
 	step("a Service without endpoints refuses connections", func(t *testing.T) {
 		d.writeFile("app/nobody.yaml", demoNobodyService)
 		nobody := d.waitService("nobody")

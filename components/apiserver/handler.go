@@ -39,6 +39,10 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apierrors.NewMethodNotSupported(res.gr, ri.verb))
 		return
 	}
+	if res.Group == metricsGroup {
+		s.handleResourceMetrics(w, r, res, ri)
+		return
+	}
 	switch ri.verb {
 	case "create", "update", "patch":
 		growStack()

@@ -88,6 +88,10 @@ func defaultClusterRoles() []*rbacv1.ClusterRole {
 		{ObjectMeta: meta("system:aggregate-to-admin", map[string]string{labelAggregateToAdmin: "true"}), Rules: admin},
 		{ObjectMeta: meta("system:aggregate-to-edit", map[string]string{labelAggregateToEdit: "true"}), Rules: edit},
 		{ObjectMeta: meta("system:aggregate-to-view", map[string]string{labelAggregateToView: "true"}), Rules: view},
+		// metrics-server's role, for kubectl top: whoever views may.
+		{ObjectMeta: meta("system:aggregated-metrics-reader", map[string]string{
+			labelAggregateToView: "true", labelAggregateToEdit: "true", labelAggregateToAdmin: "true"}),
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{metricsGroup}, Resources: []string{"pods", "nodes"}, Verbs: readVerbs}}},
 	}
 }
 

@@ -68,6 +68,11 @@ func TestServer_rbac(t *testing.T) {
 	must(err)
 	check("alice lists pods in team (view)", listPods(alice, "team"), true)
 	check("alice lists pods in other", listPods(alice, "other"), false)
+	topPods := func(ns string) error {
+		return alice.Discovery().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/namespaces/" + ns + "/pods").Do(ctx).Error()
+	}
+	check("alice reads pod metrics in team (view aggregates the metrics reader)", topPods("team"), true)
+	check("alice reads pod metrics in other", topPods("other"), false)
 	_, err = alice.CoreV1().Secrets("team").List(ctx, metav1.ListOptions{})
 	check("alice lists secrets in team (view has none)", err, false)
 	_, err = alice.CoreV1().ConfigMaps("team").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "new"}}, metav1.CreateOptions{})

@@ -351,7 +351,12 @@ func (s *Server) kubeletURL(ctx context.Context, node string) (*url.URL, error) 
 	if err != nil {
 		return nil, err
 	}
-	n := obj.(*corev1.Node)
+	return nodeKubeletURL(obj.(*corev1.Node))
+}
+
+// nodeKubeletURL is where node n's kubelet serves, from its status.
+func nodeKubeletURL(n *corev1.Node) (*url.URL, error) {
+	node := n.Name
 	port := n.Status.DaemonEndpoints.KubeletEndpoint.Port
 	var host string
 	for _, t := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP, corev1.NodeHostName} {

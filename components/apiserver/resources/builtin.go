@@ -3,7 +3,8 @@ package resources
 // Builtin returns every resource kiln serves, in the order discovery lists
 // them: the core group first, then the named groups by kube-apiserver's group
 // priority (ties broken by group name, as kube-apiserver's aggregated
-// discovery does), then gitops.kiln.dev. Within a group version resources are
+// discovery does), then metrics.k8s.io (an aggregated API in kube), then
+// gitops.kiln.dev. Within a group version resources are
 // sorted by name, as kube-apiserver lists them.
 //
 // Each group is served at the one version kube-apiserver prefers; autoscaling
@@ -552,6 +553,20 @@ func Builtin() []Resource {
 			Kind: "Eviction", ListKind: "EvictionList", Namespaced: true,
 			Verbs:        standardVerbs(),
 			Subresources: []Subresource{status("lifecycle.k8s.io", "v1alpha1", "Eviction")},
+		},
+
+		// metrics.k8s.io/v1beta1, the resource metrics API that
+		// metrics-server serves in kube (kubectl top). Nothing is
+		// stored: the API server asks the kubelets.
+		{
+			Group: "metrics.k8s.io", Version: "v1beta1", Name: "nodes", Singular: "nodemetrics",
+			Kind: "NodeMetrics", ListKind: "NodeMetricsList",
+			Verbs: []string{"get", "list"},
+		},
+		{
+			Group: "metrics.k8s.io", Version: "v1beta1", Name: "pods", Singular: "podmetrics",
+			Kind: "PodMetrics", ListKind: "PodMetricsList", Namespaced: true,
+			Verbs: []string{"get", "list"},
 		},
 
 		// gitops.kiln.dev/v1alpha1, kiln's own kind.

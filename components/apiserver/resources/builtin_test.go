@@ -28,7 +28,7 @@ func TestBuiltin_schemeRecognizesKinds(t *testing.T) {
 	inScheme := schemeGroups(t)
 	// Groups served although client-go does not register them; anything
 	// else outside the scheme is a typo.
-	outside := map[string]bool{"apiextensions.k8s.io": true, "gitops.kiln.dev": true}
+	outside := map[string]bool{"apiextensions.k8s.io": true, "metrics.k8s.io": true, "gitops.kiln.dev": true}
 
 	for _, r := range resources.Builtin() {
 		t.Run(r.GroupVersionResource().String(), func(t *testing.T) {
@@ -234,6 +234,7 @@ func TestBuiltin_order(t *testing.T) {
 		"internal.apiserver.k8s.io",
 		"storagemigration.k8s.io",
 		"lifecycle.k8s.io",
+		"metrics.k8s.io",
 		"gitops.kiln.dev",
 	}
 	rs := resources.Builtin()
