@@ -89,7 +89,8 @@ func (l *logRelay) attach(a *attachment) (detach func()) {
 // writeStdin copies a client's input to the container's stdin until the
 // input ends. With stdinOnce that end closes the relay's end of the FIFO,
 // and writeStdin reports true: the caller must then have the shim close
-// its own, which it holds open too.
+// its own, which it holds open too. It reports false when the relay
+// closed first (the container is gone).
 func (l *logRelay) writeStdin(in io.Reader) (closed bool) {
 	l.mu.Lock()
 	w := l.stdin
@@ -103,10 +104,11 @@ func (l *logRelay) writeStdin(in io.Reader) (closed bool) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.stdin == w {
-		l.stdin = nil
-		w.Close()
+	if l.stdin != w {
+		return false
 	}
+	l.stdin = nil
+	w.Close()
 	return true
 }
 
