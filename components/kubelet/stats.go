@@ -134,14 +134,17 @@ func (k *Kubelet) resourceMetrics() ResourceMetrics {
 	var out ResourceMetrics
 	prev, cur := k.stats.node[0], k.stats.node[1]
 	cpu, window := cpuRate(prev, cur)
-	out.Node = metricsv1beta1.NodeMetrics{
-		ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName},
-		Timestamp:  metav1.NewTime(cur.at),
-		Window:     metav1.Duration{Duration: window},
-		Usage: corev1.ResourceList{
-			corev1.ResourceCPU:    cpu,
-			corev1.ResourceMemory: *resource.NewQuantity(int64(cur.memory), resource.BinarySI),
-		},
+	out.Node.Name = k.cfg.NodeName
+	if window > 0 { // else no metrics yet: a zero timestamp says so
+		out.Node = metricsv1beta1.NodeMetrics{
+			ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName},
+			Timestamp:  metav1.NewTime(cur.at),
+			Window:     metav1.Duration{Duration: window},
+			Usage: corev1.ResourceList{
+				corev1.ResourceCPU:    cpu,
+				corev1.ResourceMemory: *resource.NewQuantity(int64(cur.memory), resource.BinarySI),
+			},
+		}
 	}
 	pods := map[string]*metricsv1beta1.PodMetrics{}
 	var order []string
@@ -179,7 +182,8 @@ func (k *Kubelet) handleResourceStats(w http.ResponseWriter, _ *http.Request) {
 }
 
 // readNodeUsage reads the node's CPU time (all CPUs, busy jiffies of
-// /proc/stat at USER_HZ 100) and memory in use (MemTotal less
+// /proc/stat at USER_HZ 100; idle, iowait and time stolen by the
+// hypervisor do not count) and memory in use (MemTotal less
 // MemAvailable).
 func readNodeUsage() (usageSample, error) {
 	var s usageSample
@@ -192,7 +196,7 @@ func readNodeUsage() (usageSample, error) {
 		fields := strings.Fields(sc.Text())
 		// cpu user nice system idle iowait irq softirq steal ...
 		for i, v := range fields[1:] {
-			if i == 3 || i == 4 { // idle, iowait
+			if i == 3 || i == 4 || i == 7 { // idle, iowait, steal
 				continue
 			}
 			if i > 7 { // guest time is counted in user already
