@@ -180,6 +180,32 @@ func TestDemo_makeRun(t *testing.T) {
 		})
 	})
 
+	step("kubectl debug runs an ephemeral container in a running pod, in its network", func(t *testing.T) {
+		// The image has no shell; the debug container brings the HTTP
+		// client and asks the app on the pod's loopback.
+		ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+		defer cancel()
+		target := pods[0].Name
+		cmd := exec.CommandContext(ctx, testenv.Kubectl(t), "--kubeconfig", filepath.Join(d.dataDir, "admin.kubeconfig"),
+			"debug", "-n", "demo", target, "-i", "--quiet", "--profile", "general", "--container", "debugger", "--image", "kiln.dev/demo-web:0.1.0",
+			"--", "/demo-web", "get", "http://127.0.0.1:8080/")
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), demoGreeting+" from "+target) {
+			t.Fatalf("kubectl debug: %v\n%s", err, out)
+		}
+		pod, err := d.cs.CoreV1().Pods("demo").Get(ctx, target, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pod.Status.EphemeralContainerStatuses) != 1 || pod.Status.EphemeralContainerStatuses[0].Name != "debugger" {
+			t.Fatalf("ephemeral container statuses %+v", pod.Status.EphemeralContainerStatuses)
+		}
+		if n := pod.Status.ContainerStatuses[0].RestartCount; n != 0 {
+			t.Errorf("the app container restarted %d times", n)
+		}
+	})
+
 	step("kubectl top shows the pods' and the node's usage (metrics.k8s.io)", func(t *testing.T) {
 		// The kubelet samples every 10 s; a pod has metrics from its
 		// second sample.

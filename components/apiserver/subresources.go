@@ -47,6 +47,17 @@ func (s *Server) handleSubresource(w http.ResponseWriter, r *http.Request, res *
 		s.handleLog(w, r, ri)
 	case res.Group == "" && res.Name == "pods" && ri.subresource == "exec":
 		s.handleExec(w, r, ri)
+	case res.Group == "" && res.Name == "pods" && ri.subresource == subEphemeralContainers:
+		switch ri.verb {
+		case "get":
+			s.handleGet(w, r, res, ri)
+		case "update":
+			s.handleUpdate(w, r, res, ri, subEphemeralContainers)
+		case "patch":
+			s.handlePatch(w, r, res, ri, subEphemeralContainers)
+		default:
+			writeError(w, apierrors.NewMethodNotSupported(res.gr, ri.verb+" "+ri.subresource))
+		}
 	case res.Group == "" && res.Name == "pods" && ri.subresource == "attach":
 		s.handleAttach(w, r, ri)
 	case res.Group == "" && res.Name == "pods" && ri.subresource == "portforward":
@@ -329,12 +340,19 @@ func podContainer(pod *corev1.Pod, container string) (string, error) {
 	return container, nil
 }
 
+// hasContainer reports whether pod has a container name, of any kind
+// (logs, exec and attach reach ephemeral ones too, as kubectl debug does).
 func hasContainer(pod *corev1.Pod, name string) bool {
 	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
 		for _, c := range cs {
 			if c.Name == name {
 				return true
 			}
+		}
+	}
+	for _, ec := range pod.Spec.EphemeralContainers {
+		if ec.Name == name {
+			return true
 		}
 	}
 	return false

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"kiln.dev/kiln/components/apiserver/admission"
 	"kiln.dev/kiln/components/store"
@@ -86,7 +87,13 @@ func (s *Server) update(ctx context.Context, res *resource, ns, name, sub string
 			return nil, false, apierrors.NewConflict(res.gr, name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, accessor(old).GetUID()))
 		}
 		obj = s.prepareUpdate(res, sub, obj, old)
-		if errs := admission.ValidateUpdate(obj, old, res.Namespaced); len(errs) > 0 {
+		errs := admission.ValidateUpdate
+		if sub == subEphemeralContainers {
+			errs = func(obj, old runtime.Object, _ bool) field.ErrorList {
+				return admission.ValidateEphemeralContainersUpdate(obj.(*corev1.Pod), old.(*corev1.Pod))
+			}
+		}
+		if errs := errs(obj, old, res.Namespaced); len(errs) > 0 {
 			return nil, false, invalid(res.gk, name, errs)
 		}
 		if err := admitNodeUpdate(userFrom(ctx), res, obj, old); err != nil {
@@ -130,16 +137,26 @@ func (s *Server) update(ctx context.Context, res *resource, ns, name, sub string
 	}
 }
 
+// subEphemeralContainers is the pods subresource kubectl debug writes.
+const subEphemeralContainers = "ephemeralcontainers"
+
 // prepareUpdate keeps what a client may not change through this endpoint,
 // as kube's strategies' PrepareForUpdate do, then applies defaults.
 func (s *Server) prepareUpdate(res *resource, sub string, obj, old runtime.Object) runtime.Object {
-	if sub == "status" {
+	switch {
+	case sub == "status":
 		// Only status changes; everything else is the stored object.
 		next := old.DeepCopyObject()
 		copyTop(next, obj, "Status")
 		accessor(next).SetResourceVersion(accessor(obj).GetResourceVersion())
 		obj = next
-	} else if res.statusSub {
+	case sub == subEphemeralContainers:
+		// Only spec.ephemeralContainers changes (kubectl debug).
+		next := old.DeepCopyObject().(*corev1.Pod)
+		next.Spec.EphemeralContainers = obj.(*corev1.Pod).Spec.EphemeralContainers
+		next.SetResourceVersion(accessor(obj).GetResourceVersion())
+		obj = next
+	case res.statusSub:
 		copyTop(obj, old, "Status")
 	}
 	m, om := accessor(obj), accessor(old)

@@ -83,6 +83,10 @@ func (k *Kubelet) podStatus(pod *corev1.Pod, pr *podRuntime, st *podState, delet
 	// The kubelet lists app containers by name; init containers keep the
 	// spec's order.
 	slices.SortFunc(s.ContainerStatuses, func(a, b corev1.ContainerStatus) int { return strings.Compare(a.Name, b.Name) })
+	for i := range pod.Spec.EphemeralContainers {
+		c := ephemeralContainer(&pod.Spec.EphemeralContainers[i])
+		s.EphemeralContainerStatuses = append(s.EphemeralContainerStatuses, k.containerStatus(pod, c, pr, st, false, initializing))
+	}
 
 	terminal := st.terminal || deleting
 	s.Phase = podPhase(pod, s.InitContainerStatuses, s.ContainerStatuses, terminal)

@@ -278,6 +278,12 @@ func (k *Kubelet) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, pr 
 			next = minPositive(next, d)
 		}
 	}
+	// Ephemeral containers (kubectl debug) run once, never restarted.
+	for i := range pod.Spec.EphemeralContainers {
+		if d := k.runContainer(ctx, w, pod, pr, ephemeralContainer(&pod.Spec.EphemeralContainers[i]), corev1.RestartPolicyNever); d > 0 {
+			next = minPositive(next, d)
+		}
+	}
 	return next
 }
 
@@ -555,13 +561,25 @@ func allContainers(pod *corev1.Pod) []*corev1.Container {
 	return out
 }
 
+// findContainer finds a container of pod by name, ephemeral ones too.
 func findContainer(pod *corev1.Pod, name string) *corev1.Container {
 	for _, c := range allContainers(pod) {
 		if c.Name == name {
 			return c
 		}
 	}
+	for i := range pod.Spec.EphemeralContainers {
+		if pod.Spec.EphemeralContainers[i].Name == name {
+			return ephemeralContainer(&pod.Spec.EphemeralContainers[i])
+		}
+	}
 	return nil
+}
+
+// ephemeralContainer is an ephemeral container as a container: the
+// fields are the same, those it may not set are empty.
+func ephemeralContainer(ec *corev1.EphemeralContainer) *corev1.Container {
+	return (*corev1.Container)(&ec.EphemeralContainerCommon)
 }
 
 func isInit(pod *corev1.Pod, name string) bool {

@@ -829,6 +829,30 @@ func validatePodUpdate(pod, old *corev1.Pod) field.ErrorList {
 	return allErrs
 }
 
+// ValidateEphemeralContainersUpdate checks a write of a pod's
+// ephemeralcontainers subresource (kubectl debug): the pod is valid, and
+// ephemeral containers are only added, never changed or removed, as kube
+// allows.
+func ValidateEphemeralContainersUpdate(pod, old *corev1.Pod) field.ErrorList {
+	allErrs := validate(pod, true, false)
+	ephPath := field.NewPath("spec", "ephemeralContainers")
+	byName := map[string]*corev1.EphemeralContainer{}
+	for i := range pod.Spec.EphemeralContainers {
+		byName[pod.Spec.EphemeralContainers[i].Name] = &pod.Spec.EphemeralContainers[i]
+	}
+	for i := range old.Spec.EphemeralContainers {
+		o := &old.Spec.EphemeralContainers[i]
+		n, ok := byName[o.Name]
+		switch {
+		case !ok:
+			allErrs = append(allErrs, field.Forbidden(ephPath, fmt.Sprintf("existing ephemeral containers %q may not be removed", o.Name)))
+		case !apiequality.Semantic.DeepEqual(o, n):
+			allErrs = append(allErrs, field.Forbidden(ephPath, fmt.Sprintf("existing ephemeral containers %q may not be changed", o.Name)))
+		}
+	}
+	return allErrs
+}
+
 // validateOnlyAddedTolerations allows new tolerations and new
 // tolerationSeconds, but no removed or otherwise changed toleration.
 func validateOnlyAddedTolerations(tolerations, old []corev1.Toleration, fldPath *field.Path) field.ErrorList {
