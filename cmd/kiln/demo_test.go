@@ -204,6 +204,17 @@ func TestDemo_makeRun(t *testing.T) {
 		if n := pod.Status.ContainerStatuses[0].RestartCount; n != 0 {
 			t.Errorf("the app container restarted %d times", n)
 		}
+
+		// --target: the debug container sees the app's processes; its
+		// own process is not PID 1 there.
+		cmd = exec.CommandContext(ctx, testenv.Kubectl(t), "--kubeconfig", filepath.Join(d.dataDir, "admin.kubeconfig"),
+			"debug", "-n", "demo", target, "-i", "--quiet", "--profile", "general", "--container", "peek", "--target", "web",
+			"--image", "kiln.dev/demo-web:0.1.0", "--", "/demo-web", "cat", "/proc/1/cmdline")
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		out, err = cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "/demo-web") || strings.Contains(string(out), "cat") {
+			t.Fatalf("kubectl debug --target web, PID 1's command line: %v\n%q", err, out)
+		}
 	})
 
 	step("kubectl top shows the pods' and the node's usage (metrics.k8s.io)", func(t *testing.T) {

@@ -71,6 +71,13 @@ func (k *Kubelet) startContainer(ctx context.Context, w *podWorker, pod *corev1.
 		st.waiting[c.Name] = waiting{reason: "CreateContainerError", message: err.Error()}
 		return k.cfg.BackoffBase
 	}
+	if target := ephemeralTarget(pod, c.Name); target != "" {
+		// kubectl debug --target: the debug container sees the
+		// target's processes, as kube's does.
+		if t := pr.current(target); t != nil && t.State == runtime.ContainerRunning {
+			cfg.PIDNamespaceOf = t.ID
+		}
+	}
 	id, err := k.rt.CreateContainer(ctx, sb.ID, cfg)
 	if err != nil {
 		st.waiting[c.Name] = waiting{reason: "CreateContainerError", message: err.Error()}

@@ -576,6 +576,17 @@ func findContainer(pod *corev1.Pod, name string) *corev1.Container {
 	return nil
 }
 
+// ephemeralTarget is the target container of pod's ephemeral container
+// name, "" if none or if name is not an ephemeral container.
+func ephemeralTarget(pod *corev1.Pod, name string) string {
+	for i := range pod.Spec.EphemeralContainers {
+		if pod.Spec.EphemeralContainers[i].Name == name {
+			return pod.Spec.EphemeralContainers[i].TargetContainerName
+		}
+	}
+	return ""
+}
+
 // ephemeralContainer is an ephemeral container as a container: the
 // fields are the same, those it may not set are empty.
 func ephemeralContainer(ec *corev1.EphemeralContainer) *corev1.Container {

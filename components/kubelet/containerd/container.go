@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"kiln.dev/kiln/components/kubelet/runtime"
@@ -77,6 +78,13 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	if err != nil {
 		return "", err
 	}
+	if cfg.PIDNamespaceOf != "" {
+		ns, err := r.pidNamespace(ctx, cfg.PIDNamespaceOf)
+		if err != nil {
+			return "", fmt.Errorf("container %s: process namespace of %s: %w", cfg.Name, cfg.PIDNamespaceOf, err)
+		}
+		opts = append(opts, oci.WithLinuxNamespace(ns))
+	}
 	stopSignal := ociImg.Config.StopSignal
 	if stopSignal == "" {
 		stopSignal = "SIGTERM"
@@ -99,6 +107,15 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		return "", fmt.Errorf("create container %s: %w", cfg.Name, err)
 	}
 	return id, nil
+}
+
+// pidNamespace is the process namespace of running container id's task.
+func (r *Runtime) pidNamespace(ctx context.Context, id string) (specs.LinuxNamespace, error) {
+	task, err := r.loadTask(ctx, id)
+	if err != nil {
+		return specs.LinuxNamespace{}, err
+	}
+	return specs.LinuxNamespace{Type: specs.PIDNamespace, Path: fmt.Sprintf("/proc/%d/ns/pid", task.Pid())}, nil
 }
 
 // StartContainer implements runtime.Runtime: it starts the log relay,

@@ -264,6 +264,9 @@ type ContainerConfig struct {
 	Env        []KeyValue
 	WorkingDir string
 	Mounts     []Mount
+	// PIDNamespaceOf is a running container whose process namespace this
+	// one joins (an ephemeral container's target), "" for its own.
+	PIDNamespaceOf string
 	// Stdin keeps a stdin open for the container that attach writes to;
 	// with StdinOnce it closes when the first attach's input ends. TTY
 	// gives the container a terminal, which then has one output stream.
