@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"kiln.dev/kiln/components/controllers"
+	"kiln.dev/kiln/components/controllers/cronjob"
 	"kiln.dev/kiln/components/controllers/daemonset"
 	"kiln.dev/kiln/components/controllers/deployment"
 	"kiln.dev/kiln/components/controllers/endpointslice"
@@ -59,6 +60,9 @@ func newControllerManager(rc *rest.Config, cfg *config.Config, log *slog.Logger)
 		},
 		"daemonset": func(s controllers.Shared) (controllers.Runnable, error) {
 			return daemonset.New(daemonset.Config{Client: s.Client, Informers: s.Informers, Events: s.Events, Logger: s.Logger})
+		},
+		"cronjob": func(s controllers.Shared) (controllers.Runnable, error) {
+			return cronjob.New(cronjob.Config{Client: s.Client, Informers: s.Informers, Logger: s.Logger})
 		},
 		"job": func(s controllers.Shared) (controllers.Runnable, error) {
 			return job.New(job.Config{Client: s.Client, Informers: s.Informers, Events: s.Events, Logger: s.Logger})
