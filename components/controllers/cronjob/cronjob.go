@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -72,8 +71,7 @@ type Controller struct {
 	// now is the clock; a test seam.
 	now func() time.Time
 
-	mu      sync.Mutex
-	started bool
+	guard worker.Guard
 }
 
 // New registers the CronJob and Job informers and their handlers on
@@ -139,22 +137,10 @@ func New(cfg Config) (*Controller, error) {
 // Run waits for the informers' caches, then syncs CronJobs until ctx is
 // done. It returns nil on a clean stop and ErrRunTwice when called again.
 func (c *Controller) Run(ctx context.Context) error {
-	c.mu.Lock()
-	if c.started {
-		c.mu.Unlock()
+	if !c.guard.Start() {
 		return ErrRunTwice
 	}
-	c.started = true
-	c.mu.Unlock()
-	defer c.handlers.Remove()
-	defer c.queue.ShutDown()
-	c.log.Info("waiting for caches")
-	if !cache.WaitForCacheSync(ctx.Done(), c.handlers.Synced()...) {
-		return nil
-	}
-	c.log.Info("starting workers", "workers", c.workers)
-	worker.Run(ctx, c.queue, c.workers, c.sync, c.log)
-	c.log.Info("stopped")
+	worker.RunQueue(ctx, &c.handlers, c.queue, c.workers, c.sync, c.log)
 	return nil
 }
 

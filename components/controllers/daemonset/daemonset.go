@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -50,8 +49,7 @@ type Controller struct {
 	syncHandler func(ctx context.Context, key string) error
 	now         func() time.Time
 
-	mu      sync.Mutex
-	started bool
+	guard worker.Guard
 }
 
 // New registers the DaemonSet, Pod and Node informers and their handlers
@@ -118,28 +116,11 @@ func New(cfg Config) (*Controller, error) {
 // ends are finished (see writeContext) before Run returns. Run returns
 // nil on a clean stop and ErrRunTwice when called again.
 func (c *Controller) Run(ctx context.Context) error {
-	c.mu.Lock()
-	if c.started {
-		c.mu.Unlock()
+	if !c.guard.Start() {
 		return ErrRunTwice
 	}
-	c.started = true
-	c.mu.Unlock()
-
-	// Shutdown, in order: 1. the queue stops handing out keys; 2. workers
-	// finish their syncs and exit; 3. handlers stop feeding the queue and
-	// the expectations, since the factory may outlive this controller.
-	defer c.handlers.Remove()
-	defer c.queue.ShutDown()
-
-	c.log.Info("waiting for caches")
-	if !cache.WaitForCacheSync(ctx.Done(), c.handlers.Synced()...) {
-		return nil // ctx ended first
-	}
-	c.log.Info("starting workers", logKeyWorkers, c.workers)
 	// The closure reads syncHandler per key, as the test seam expects.
-	worker.Run(ctx, c.queue, c.workers, func(ctx context.Context, key string) error { return c.syncHandler(ctx, key) }, c.log)
-	c.log.Info("stopped")
+	worker.RunQueue(ctx, &c.handlers, c.queue, c.workers, func(ctx context.Context, key string) error { return c.syncHandler(ctx, key) }, c.log)
 	return nil
 }
 

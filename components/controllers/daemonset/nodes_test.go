@@ -175,13 +175,7 @@ func TestRun_twice(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	// The first call has started once a second is refused.
-	for {
-		c.mu.Lock()
-		started := c.started
-		c.mu.Unlock()
-		if started {
-			break
-		}
+	for !c.guard.Started() {
 		time.Sleep(time.Millisecond)
 	}
 	if err := c.Run(ctx); !errors.Is(err, ErrRunTwice) {
