@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"kiln.dev/kiln/components/controllers/worker"
 )
 
 // Controller reconciles Deployments into ReplicaSets. Make one with New
@@ -47,8 +49,7 @@ type Controller struct {
 	// now is the clock of conditions and progress deadlines (test seam).
 	now func() time.Time
 
-	mu      sync.Mutex
-	started bool
+	guard worker.Guard
 }
 
 // keyQueue holds namespace/name keys of Deployments.
@@ -121,13 +122,9 @@ func New(cfg Config) (*Controller, error) {
 // ctx is done. It returns nil on a clean stop, after every worker has
 // exited, and ErrRunTwice on a second call.
 func (c *Controller) Run(ctx context.Context) error {
-	c.mu.Lock()
-	if c.started {
-		c.mu.Unlock()
+	if !c.guard.Start() {
 		return ErrRunTwice
 	}
-	c.started = true
-	c.mu.Unlock()
 
 	q := &keyQueue{workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.DefaultTypedControllerRateLimiter[string](),

@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"kiln.dev/kiln/components/controllers/worker"
 )
 
 // Controller empties and finalizes deleted namespaces.
@@ -19,8 +21,7 @@ type Controller struct {
 	log      *slog.Logger
 	informer cache.SharedIndexInformer
 
-	mu      sync.Mutex
-	started bool
+	guard worker.Guard
 
 	// queue holds namespace names; it is made in Run (a workqueue starts
 	// a goroutine) before the event handler that feeds it is added.
@@ -72,13 +73,9 @@ func New(cfg Config) (*Controller, error) {
 // The caller starts the informer factory; Run waits for its cache. Every
 // goroutine Run starts has exited when it returns.
 func (c *Controller) Run(ctx context.Context) error {
-	c.mu.Lock()
-	if c.started {
-		c.mu.Unlock()
+	if !c.guard.Start() {
 		return ErrRunTwice
 	}
-	c.started = true
-	c.mu.Unlock()
 
 	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](c.cfg.MinRetry, c.cfg.MaxRetry),

@@ -19,6 +19,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"kiln.dev/kiln/components/controllers/worker"
 )
 
 // Event reason of a Node that got no CIDR, as kube's.
@@ -43,8 +45,7 @@ type Controller struct {
 	// Test seams, set in New.
 	now func() time.Time
 
-	mu      sync.Mutex
-	started bool
+	guard worker.Guard
 }
 
 // New validates cfg, applies defaults and registers the Node informer and
@@ -97,13 +98,9 @@ func New(cfg Config) (*Controller, error) {
 // then allocates with one worker until ctx is done. It returns nil on a
 // clean stop and ErrRunTwice when called again.
 func (c *Controller) Run(ctx context.Context) error {
-	c.mu.Lock()
-	if c.started {
-		c.mu.Unlock()
+	if !c.guard.Start() {
 		return ErrRunTwice
 	}
-	c.started = true
-	c.mu.Unlock()
 
 	// Shutdown, in order: 1. the queue stops handing out keys; 2. the
 	// worker finishes its sync and exits; 3. the handler stops feeding the

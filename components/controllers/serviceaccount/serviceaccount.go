@@ -27,6 +27,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"kiln.dev/kiln/components/controllers/worker"
 )
 
 // Names, as in Kubernetes.
@@ -74,9 +76,8 @@ type Controller struct {
 	configMaps corelisters.ConfigMapLister
 	informers  []cache.SharedIndexInformer
 
-	mu      sync.Mutex
-	started bool
-	queue   workqueue.TypedRateLimitingInterface[string]
+	guard worker.Guard
+	queue workqueue.TypedRateLimitingInterface[string]
 }
 
 // New registers the informers on cfg.Informers; it starts nothing.
@@ -109,13 +110,9 @@ func New(cfg Config) (*Controller, error) {
 // Run syncs namespaces until ctx is done, then returns nil once every
 // goroutine it started has exited.
 func (c *Controller) Run(ctx context.Context) error {
-	c.mu.Lock()
-	if c.started {
-		c.mu.Unlock()
+	if !c.guard.Start() {
 		return ErrRunTwice
 	}
-	c.started = true
-	c.mu.Unlock()
 
 	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](minRetry, maxRetry),
