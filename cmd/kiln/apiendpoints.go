@@ -77,8 +77,9 @@ func apiEndpoint(addr, nodeIP string) string {
 // on the node's link of local service addresses, which already holds the
 // cluster DNS address, and the API serves there too, at its own port. The
 // result is the endpoint to list. Pods reach it through their default
-// route to the node; from outside the node the address is not routed. An
-// endpoint must not be loopback or link-local, so the ClusterIP it is.
+// route to the node; other machines only if they route the service CIDR
+// to this node. An endpoint must not be loopback or link-local, so the
+// ClusterIP it is.
 func serveNodeLocal(ctx context.Context, g *errgroup.Group, api *apiserver.Server, serviceCIDR string) (string, error) {
 	ipText, err := kubernetesServiceIP(serviceCIDR)
 	if err != nil {
