@@ -27,7 +27,8 @@ import (
 // leaves out what it could not scrape.
 
 const (
-	metricsGroup = "metrics.k8s.io"
+	metricsGroup      = "metrics.k8s.io"
+	metricsAPIVersion = metricsGroup + "/v1beta1"
 	// metricsTimeout bounds the wait for the kubelets.
 	metricsTimeout = 5 * time.Second
 )
@@ -52,9 +53,8 @@ func (s *Server) handleResourceMetrics(w http.ResponseWriter, r *http.Request, r
 		return
 	}
 	got := s.scrapeKubelets(r.Context(), nodes)
-	gv := metav1.TypeMeta{APIVersion: metricsGroup + "/v1beta1"}
 	if res.Name == "nodes" {
-		list := &metricsv1beta1.NodeMetricsList{TypeMeta: metav1.TypeMeta{Kind: "NodeMetricsList", APIVersion: gv.APIVersion}}
+		list := &metricsv1beta1.NodeMetricsList{TypeMeta: metav1.TypeMeta{Kind: "NodeMetricsList", APIVersion: metricsAPIVersion}}
 		for _, o := range nodes {
 			n := o.(*corev1.Node)
 			m, ok := got[n.Name]
@@ -62,7 +62,7 @@ func (s *Server) handleResourceMetrics(w http.ResponseWriter, r *http.Request, r
 				continue
 			}
 			nm := m.Node
-			nm.TypeMeta = metav1.TypeMeta{Kind: "NodeMetrics", APIVersion: gv.APIVersion}
+			nm.TypeMeta = metav1.TypeMeta{Kind: "NodeMetrics", APIVersion: metricsAPIVersion}
 			nm.Name, nm.Labels = n.Name, n.Labels
 			list.Items = append(list.Items, nm)
 		}
@@ -82,14 +82,14 @@ func (s *Server) handleResourceMetrics(w http.ResponseWriter, r *http.Request, r
 		p := o.(*corev1.Pod)
 		podLabels[p.Namespace+"/"+p.Name] = p.Labels
 	}
-	list := &metricsv1beta1.PodMetricsList{TypeMeta: metav1.TypeMeta{Kind: "PodMetricsList", APIVersion: gv.APIVersion}}
+	list := &metricsv1beta1.PodMetricsList{TypeMeta: metav1.TypeMeta{Kind: "PodMetricsList", APIVersion: metricsAPIVersion}}
 	for _, m := range got {
 		for _, pm := range m.Pods {
 			l, ok := podLabels[pm.Namespace+"/"+pm.Name]
 			if !ok || (ri.name != "" && pm.Name != ri.name) || !sel.Matches(labels.Set(l)) {
 				continue
 			}
-			pm.TypeMeta = metav1.TypeMeta{Kind: "PodMetrics", APIVersion: gv.APIVersion}
+			pm.TypeMeta = metav1.TypeMeta{Kind: "PodMetrics", APIVersion: metricsAPIVersion}
 			pm.Labels = l
 			slices.SortFunc(pm.Containers, func(a, b metricsv1beta1.ContainerMetrics) int { return strings.Compare(a.Name, b.Name) })
 			list.Items = append(list.Items, pm)

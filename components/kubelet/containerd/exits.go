@@ -311,12 +311,12 @@ func (r *Runtime) forgetOOM(id string) {
 // still exists after the container's init exits, until its task is
 // deleted.
 func cgroupOOMKills(path string) int {
-	if path == "" || strings.Contains(path, ":") { // systemd slices are not ours
+	if !ownCgroup(path) {
 		return 0
 	}
-	file := filepath.Join("/sys/fs/cgroup/memory", path, "memory.oom_control")
-	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-		file = filepath.Join("/sys/fs/cgroup", path, "memory.events")
+	file := filepath.Join(cgroupRoot, "memory", path, "memory.oom_control")
+	if unifiedCgroups(cgroupRoot) {
+		file = filepath.Join(cgroupRoot, path, "memory.events")
 	}
 	f, err := os.Open(file)
 	if err != nil {

@@ -18,6 +18,17 @@ import (
 // cgroupRoot is where the cgroup hierarchies are mounted.
 const cgroupRoot = "/sys/fs/cgroup"
 
+// ownCgroup reports whether path is a cgroupfs path kiln can read (a
+// systemd slice, "slice:prefix:name", is not).
+func ownCgroup(path string) bool { return path != "" && !strings.Contains(path, ":") }
+
+// unifiedCgroups reports whether root holds cgroup v2 (one hierarchy)
+// rather than v1's per-controller ones.
+func unifiedCgroups(root string) bool {
+	_, err := os.Stat(filepath.Join(root, "cgroup.controllers"))
+	return err == nil
+}
+
 // ContainerStats implements runtime.Runtime from the container's cgroup,
 // in the cgroupfs layout of v1 (cpuacct, memory) or v2 (unified).
 func (r *Runtime) ContainerStats(ctx context.Context, id string) (*runtime.ContainerStats, error) {
@@ -30,7 +41,7 @@ func (r *Runtime) ContainerStats(ctx context.Context, id string) (*runtime.Conta
 		return nil, err
 	}
 	path := cgroupsPath(rec)
-	if path == "" || strings.Contains(path, ":") { // systemd slices are not ours
+	if !ownCgroup(path) {
 		return nil, fmt.Errorf("container %s has no cgroupfs cgroup", id)
 	}
 	return readCgroupStats(cgroupRoot, path)
@@ -38,7 +49,7 @@ func (r *Runtime) ContainerStats(ctx context.Context, id string) (*runtime.Conta
 
 // readCgroupStats reads the usage of cgroup path under root.
 func readCgroupStats(root, path string) (*runtime.ContainerStats, error) {
-	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
+	if unifiedCgroups(root) {
 		dir := filepath.Join(root, path)
 		cpu, err := statField(filepath.Join(dir, "cpu.stat"), "usage_usec")
 		if err != nil {
