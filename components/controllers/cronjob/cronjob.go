@@ -334,7 +334,12 @@ func (c *Controller) pruneHistory(ctx context.Context, cj *batchv1.CronJob, fini
 		if int32(len(jobs)) <= limit {
 			continue
 		}
-		slices.SortFunc(jobs, func(a, b *batchv1.Job) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
+		slices.SortFunc(jobs, func(a, b *batchv1.Job) int {
+			if c := scheduledTime(a).Compare(scheduledTime(b)); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Name, b.Name)
+		})
 		for _, j := range jobs[:int32(len(jobs))-limit] {
 			if err := c.deleteJob(ctx, j.Namespace, j.Name); err != nil {
 				return err
@@ -342,6 +347,16 @@ func (c *Controller) pruneHistory(ctx context.Context, cj *batchv1.CronJob, fini
 		}
 	}
 	return nil
+}
+
+// scheduledTime is when j was scheduled to run (its annotation), else
+// when it was created: the order of a CronJob's history. Creation times
+// have whole seconds, so two Jobs made in one second would tie.
+func scheduledTime(j *batchv1.Job) time.Time {
+	if t, err := time.Parse(time.RFC3339, j.Annotations[annotationScheduledTimestamp]); err == nil {
+		return t
+	}
+	return j.CreationTimestamp.Time
 }
 
 // deleteJob deletes a Job and, in the background, its Pods.
