@@ -23,6 +23,7 @@ import (
 	"kiln.dev/kiln/components/controllers/podgc"
 	"kiln.dev/kiln/components/controllers/replicaset"
 	"kiln.dev/kiln/components/controllers/serviceaccount"
+	"kiln.dev/kiln/components/controllers/statefulset"
 	"kiln.dev/kiln/components/scheduler"
 	"kiln.dev/kiln/config"
 )
@@ -60,6 +61,9 @@ func newControllerManager(rc *rest.Config, cfg *config.Config, log *slog.Logger)
 		},
 		"daemonset": func(s controllers.Shared) (controllers.Runnable, error) {
 			return daemonset.New(daemonset.Config{Client: s.Client, Informers: s.Informers, Events: s.Events, Logger: s.Logger})
+		},
+		"statefulset": func(s controllers.Shared) (controllers.Runnable, error) {
+			return statefulset.New(statefulset.Config{Client: s.Client, Informers: s.Informers, Events: s.Events, Logger: s.Logger})
 		},
 		"cronjob": func(s controllers.Shared) (controllers.Runnable, error) {
 			return cronjob.New(cronjob.Config{Client: s.Client, Informers: s.Informers, Logger: s.Logger})

@@ -2,11 +2,9 @@ package daemonset
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -15,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"kiln.dev/kiln/components/controllers/history"
 )
 
 // DefaultRevisionHistoryLimit is how many old ControllerRevisions are kept
@@ -35,7 +35,7 @@ const DefaultRevisionHistoryLimit = 10
 // the current template's hash.
 func (c *Controller) syncHistory(ctx context.Context, ds *appsv1.DaemonSet, pods map[string][]*corev1.Pod) (string, error) {
 	hash := templateHash(ds)
-	data, err := revisionData(ds)
+	data, err := history.TemplatePatch(&ds.Spec.Template)
 	if err != nil {
 		return "", err
 	}
@@ -52,7 +52,7 @@ func (c *Controller) syncHistory(ctx context.Context, ds *appsv1.DaemonSet, pods
 		}
 		owned = append(owned, r)
 		maxRevision = max(maxRevision, r.Revision)
-		if r.Labels[LabelRevisionHash] == hash && sameData(r.Data.Raw, data) {
+		if r.Labels[LabelRevisionHash] == hash && history.SameData(r.Data.Raw, data) {
 			cur = r
 		}
 	}
@@ -88,7 +88,7 @@ func (c *Controller) createRevision(ctx context.Context, ds *appsv1.DaemonSet, h
 	lbls[LabelRevisionHash] = hash
 	rev := &appsv1.ControllerRevision{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:            revisionName(ds.Name, hash),
+			Name:            history.Name(ds.Name, hash),
 			Namespace:       ds.Namespace,
 			Labels:          lbls,
 			Annotations:     maps.Clone(ds.Annotations), // kubernetes.io/change-cause, for rollout history
@@ -111,7 +111,7 @@ func (c *Controller) createRevision(ctx context.Context, ds *appsv1.DaemonSet, h
 	if gerr != nil {
 		return nil, fmt.Errorf("get controllerrevision %s: %w", rev.Name, gerr)
 	}
-	if ref := metav1.GetControllerOf(got); ref != nil && ref.UID == ds.UID && sameData(got.Data.Raw, data) {
+	if ref := metav1.GetControllerOf(got); ref != nil && ref.UID == ds.UID && history.SameData(got.Data.Raw, data) {
 		return got, nil
 	}
 	cp := ds.DeepCopy()
@@ -161,40 +161,4 @@ func (c *Controller) cleanupHistory(ctx context.Context, ds *appsv1.DaemonSet, o
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// revisionName is kube's ControllerRevisionName: the owner's name,
-// shortened to leave room, and the hash.
-func revisionName(prefix, hash string) string {
-	if len(prefix) > 223 {
-		prefix = prefix[:223]
-	}
-	return prefix + "-" + hash
-}
-
-// revisionData is what kube's DaemonSet controller stores in a
-// ControllerRevision (its getPatch): a strategic merge patch that puts
-// ds's template back, whole.
-func revisionData(ds *appsv1.DaemonSet) ([]byte, error) {
-	b, err := json.Marshal(&ds.Spec.Template)
-	if err != nil {
-		return nil, err
-	}
-	var tmpl map[string]any
-	if err := json.Unmarshal(b, &tmpl); err != nil {
-		return nil, err
-	}
-	tmpl["$patch"] = "replace"
-	return json.Marshal(map[string]any{"spec": map[string]any{"template": tmpl}})
-}
-
-// sameData compares two revisions' data as JSON values, so that a
-// server that re-encodes it (key order, spacing) does not make the
-// current template look new.
-func sameData(a, b []byte) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	return reflect.DeepEqual(x, y)
 }

@@ -1,9 +1,7 @@
 package daemonset
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"hash/fnv"
 	"maps"
 	"slices"
 	"strconv"
@@ -13,7 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
-	"k8s.io/apimachinery/pkg/util/rand"
+
+	"kiln.dev/kiln/components/controllers/history"
 )
 
 // Labels every DaemonSet Pod carries.
@@ -180,14 +179,7 @@ func requirementMatches(r corev1.NodeSelectorRequirement, set labels.Set) bool {
 // restarts, since encoding/json is deterministic.
 func templateHash(ds *appsv1.DaemonSet) string {
 	b, _ := json.Marshal(&ds.Spec.Template) // a typed struct always marshals
-	h := fnv.New32a()
-	h.Write(b)
-	if ds.Status.CollisionCount != nil {
-		var n [4]byte
-		binary.LittleEndian.PutUint32(n[:], uint32(*ds.Status.CollisionCount))
-		h.Write(n[:])
-	}
-	return rand.SafeEncodeString(strconv.FormatUint(uint64(h.Sum32()), 10))
+	return history.Hash(b, ds.Status.CollisionCount)
 }
 
 // maxGenerateNameLength is how much of generateName kube's name generator
