@@ -3,7 +3,10 @@ package statefulset
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,7 +28,7 @@ const waitLimit = 15 * time.Second
 // startController runs the controller against a real API server with the
 // stand-in kubelet, which binds and starts Pods but leaves them unready:
 // the test makes them Ready by hand, to see the order.
-func startController(t *testing.T) kubernetes.Interface {
+func startController(t *testing.T) (kubernetes.Interface, *testenv.Env) {
 	t.Helper()
 	env := testenv.Start(t, testenv.Options{})
 	testenv.StandInKubelet(t, env, testenv.StandInOptions{Ready: func(*corev1.Pod) bool { return false }})
@@ -46,7 +49,21 @@ func startController(t *testing.T) kubernetes.Interface {
 		}
 		f.Shutdown()
 	})
-	return cs
+	return cs, env
+}
+
+// kubectl runs the real kubectl against env and returns its output.
+func kubectl(t *testing.T, env *testenv.Env, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testenv.Kubectl(t), append([]string{"--kubeconfig", env.Kubeconfig, "-n", "default"}, args...)...)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -152,7 +169,7 @@ func newSet(name string, replicas int32) *appsv1.StatefulSet {
 // change replaces them from the highest ordinal down, stopping at the
 // partition; scaling down removes the highest first and keeps the claims.
 func TestController_orderedReady(t *testing.T) {
-	cs := startController(t)
+	cs, env := startController(t)
 	ctx := t.Context()
 	if _, err := cs.AppsV1().StatefulSets("default").Create(ctx, newSet("web", 3), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -196,6 +213,11 @@ func TestController_orderedReady(t *testing.T) {
 	if oldRev == "" || set.Status.UpdateRevision != oldRev {
 		t.Fatalf("revisions current %q update %q", oldRev, set.Status.UpdateRevision)
 	}
+	// The API defaults partition to 0, so kubectl reports a partitioned
+	// roll out, as it does against kube.
+	if out := kubectl(t, env, "rollout", "status", "statefulset/web", "--timeout=10s"); !strings.Contains(out, "partitioned roll out complete: 3 new pods have been updated") {
+		t.Errorf("kubectl rollout status: %q", out)
+	}
 
 	// A new template with partition 1: web-2 then web-1 are replaced,
 	// each once the one above is Ready; web-0 keeps the old revision.
@@ -231,6 +253,12 @@ func TestController_orderedReady(t *testing.T) {
 	if set.Status.CurrentRevision != oldRev || set.Status.UpdateRevision == oldRev {
 		t.Errorf("mid-partition revisions current %q update %q, old %q", set.Status.CurrentRevision, set.Status.UpdateRevision, oldRev)
 	}
+	if out := kubectl(t, env, "rollout", "status", "statefulset/web", "--timeout=10s"); !strings.Contains(out, "partitioned roll out complete: 2 new pods have been updated") {
+		t.Errorf("kubectl rollout status mid-partition: %q", out)
+	}
+	if out := kubectl(t, env, "rollout", "history", "statefulset/web"); !strings.Contains(out, "1 ") || !strings.Contains(out, "2 ") {
+		t.Errorf("kubectl rollout history: %q", out)
+	}
 	// Below the partition a deleted Pod comes back at the old revision.
 	if err := cs.CoreV1().Pods("default").Delete(ctx, "web-0", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -240,6 +268,31 @@ func TestController_orderedReady(t *testing.T) {
 		t.Errorf("web-0 came back with image %s revision %s, want app:1 %s", p.Spec.Containers[0].Image, p.Labels[LabelRevision], oldRev)
 	}
 	makeReady(t, cs, "web-0")
+
+	// kubectl rollout undo puts the first template back; its revision
+	// becomes the newest and the updated Pods roll back to it.
+	kubectl(t, env, "rollout", "undo", "statefulset/web")
+	eventually(t, "web-2 rolled back", func() bool {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "web-2", metav1.GetOptions{})
+		return err == nil && p.Labels[LabelRevision] == oldRev && p.DeletionTimestamp == nil
+	})
+	if p := getPod(t, cs, "web-2"); p.Spec.Containers[0].Image != "app:1" {
+		t.Errorf("web-2 image %s after undo", p.Spec.Containers[0].Image)
+	}
+	rev, err := cs.AppsV1().ControllerRevisions("default").Get(ctx, oldRev, metav1.GetOptions{})
+	if err != nil || rev.Revision != 3 {
+		t.Errorf("revision %s after undo: %v, number %d, want 3", oldRev, err, rev.Revision)
+	}
+	makeReady(t, cs, "web-2")
+	eventually(t, "web-1 rolled back", func() bool {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "web-1", metav1.GetOptions{})
+		return err == nil && p.Labels[LabelRevision] == oldRev && p.DeletionTimestamp == nil
+	})
+	makeReady(t, cs, "web-1")
+	eventually(t, "current revision back", func() bool {
+		set, err = cs.AppsV1().StatefulSets("default").Get(ctx, "web", metav1.GetOptions{})
+		return err == nil && set.Status.CurrentRevision == oldRev && set.Status.UpdateRevision == oldRev && set.Status.UpdatedReplicas == 3
+	})
 
 	// Scale down to 1: web-2 goes first, then web-1; claims stay.
 	patchSet(t, cs, "web", `{"spec":{"replicas":1}}`)
@@ -259,7 +312,7 @@ func TestController_orderedReady(t *testing.T) {
 // waiting for readiness; a failed Pod is replaced under its name; a
 // template change still replaces one Pod at a time.
 func TestController_parallel(t *testing.T) {
-	cs := startController(t)
+	cs, _ := startController(t)
 	ctx := t.Context()
 	set := newSet("db", 3)
 	set.Spec.PodManagementPolicy = appsv1.ParallelPodManagement
