@@ -80,6 +80,11 @@ func contentType(r *http.Request) string {
 		// kubectl scale --current-replicas sends none.
 		return mimeJSON
 	}
+	if !strings.Contains(ct, ";") {
+		// What clients send (no charset): the parse below costs more
+		// than the rest of reading a small body's type.
+		return strings.ToLower(strings.TrimSpace(ct))
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return ct
@@ -307,6 +312,18 @@ func (bw *bytesWriter) Write(p []byte) (int, error) {
 func wantsProtobuf(r *http.Request) bool {
 	accept := r.Header.Get("Accept")
 	if !strings.Contains(accept, mimeProtobuf) {
+		return false
+	}
+	if !strings.Contains(accept, ";") {
+		// No parameters, so no q values: the first known type wins. This
+		// is client-go's header; parsing each clause cost more than the
+		// rest of the negotiation.
+		for clause := range strings.SplitSeq(accept, ",") {
+			switch mt := strings.ToLower(strings.TrimSpace(clause)); mt {
+			case mimeProtobuf, mimeJSON, "*/*", "application/*":
+				return mt == mimeProtobuf
+			}
+		}
 		return false
 	}
 	best, bestQ := "", 0.0

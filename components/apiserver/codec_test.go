@@ -29,6 +29,8 @@ func TestWantsProtobuf(t *testing.T) {
 		{"*/*", false},
 		{"", false},
 		{"application/vnd.kubernetes.protobuf;;;", false},
+		{"text/html, application/vnd.kubernetes.protobuf", true},
+		{"text/html, application/json, application/vnd.kubernetes.protobuf", false},
 	}
 	for _, tc := range tests {
 		r := &http.Request{Header: http.Header{}}
