@@ -14,6 +14,10 @@ const (
 	DefaultAPIListen = "127.0.0.1:6443"
 	// DefaultDashboardListen is where the read-only dashboard listens.
 	DefaultDashboardListen = "127.0.0.1:8080"
+	// DefaultIngressListen and DefaultIngressTLSListen are where every
+	// node's ingress controller serves HTTP and HTTPS, as k3s's Traefik.
+	DefaultIngressListen    = "0.0.0.0:80"
+	DefaultIngressTLSListen = "0.0.0.0:443"
 	// DefaultClusterCIDR is the pod network; each node gets a /24 of it.
 	DefaultClusterCIDR = "10.42.0.0/16"
 	// DefaultServiceCIDR is the range ClusterIPs are allocated from.
@@ -141,6 +145,14 @@ type Config struct {
 	// have built-in roles. Empty means the admin token only. Flag
 	// --token-auth-file.
 	TokenAuthFile string `json:"tokenAuthFile,omitempty"`
+	// IngressListen is the host:port where the ingress controller in each
+	// node's proxy serves Ingresses over HTTP; default
+	// DefaultIngressListen. A pointer, so that "" (set) turns it off while
+	// absent means the default. Flag --ingress-listen.
+	IngressListen *string `json:"ingressListen,omitempty"`
+	// IngressTLSListen is the same for HTTPS; default
+	// DefaultIngressTLSListen, "" turns it off. Flag --ingress-tls-listen.
+	IngressTLSListen *string `json:"ingressTLSListen,omitempty"`
 	// ClusterCIDR is the IPv4 pod network, a /24 per node; default
 	// DefaultClusterCIDR. Flag --cluster-cidr.
 	ClusterCIDR string `json:"clusterCIDR,omitempty"`
@@ -300,6 +312,18 @@ type Source struct {
 	// and Gitea's signatures, or GitLab's token. It is read once at start;
 	// empty means webhooks are not authenticated.
 	WebhookSecretFile string `json:"webhookSecretFile,omitempty"`
+}
+
+// Ingress returns the ingress controller's HTTP and HTTPS addresses, ""
+// for one that is off (or not defaulted yet).
+func (c *Config) Ingress() (listen, tlsListen string) {
+	if c.IngressListen != nil {
+		listen = *c.IngressListen
+	}
+	if c.IngressTLSListen != nil {
+		tlsListen = *c.IngressTLSListen
+	}
+	return listen, tlsListen
 }
 
 // Disabled reports whether component is listed in Disable.

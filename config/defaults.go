@@ -15,6 +15,14 @@ func (c *Config) SetDefaults() {
 	setString(&c.DataDir, DefaultDataDir)
 	setString(&c.APIListen, DefaultAPIListen)
 	setString(&c.DashboardListen, DefaultDashboardListen)
+	if c.IngressListen == nil {
+		v := DefaultIngressListen
+		c.IngressListen = &v
+	}
+	if c.IngressTLSListen == nil {
+		v := DefaultIngressTLSListen
+		c.IngressTLSListen = &v
+	}
 	setString(&c.ClusterCIDR, DefaultClusterCIDR)
 	setString(&c.ServiceCIDR, DefaultServiceCIDR)
 	setString(&c.ClusterDNS, DefaultClusterDNS)

@@ -24,6 +24,8 @@ func TestConfig_SetDefaults(t *testing.T) {
 				DataDir:                             DefaultDataDir,
 				APIListen:                           DefaultAPIListen,
 				DashboardListen:                     DefaultDashboardListen,
+				IngressListen:                       ptrTo(DefaultIngressListen),
+				IngressTLSListen:                    ptrTo(DefaultIngressTLSListen),
 				ClusterCIDR:                         DefaultClusterCIDR,
 				ServiceCIDR:                         DefaultServiceCIDR,
 				ClusterDNS:                          DefaultClusterDNS,
@@ -61,6 +63,7 @@ func TestConfig_SetDefaults(t *testing.T) {
 				Datastore: Datastore{CompactInterval: Duration{-1}, CompactRetention: 5, CompactMinAge: Duration{time.Second}},
 				PushWait:  Duration{time.Second},
 				Token:     "secret", LeaderElection: LeaderElection{Duration{3 * time.Second}, Duration{2 * time.Second}, Duration{time.Second}},
+				IngressListen: ptrTo(""), IngressTLSListen: ptrTo(":8443"),
 			},
 			want: Config{
 				DataDir: "/d", APIListen: "0.0.0.0:1", DashboardListen: ":2", ClusterCIDR: "10.0.0.0/8",
@@ -71,6 +74,7 @@ func TestConfig_SetDefaults(t *testing.T) {
 				Datastore: Datastore{CompactInterval: Duration{-1}, CompactRetention: 5, CompactMinAge: Duration{time.Second}},
 				PushWait:  Duration{time.Second},
 				Token:     "secret", LeaderElection: LeaderElection{Duration{3 * time.Second}, Duration{2 * time.Second}, Duration{time.Second}},
+				IngressListen: ptrTo(""), IngressTLSListen: ptrTo(":8443"),
 			},
 		},
 	}
@@ -109,3 +113,5 @@ func TestConfig_SetDefaults_sources(t *testing.T) {
 		t.Errorf("sources =\n%+v\nwant\n%+v", c.Sources, want)
 	}
 }
+
+func ptrTo(s string) *string { return &s }

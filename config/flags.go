@@ -13,6 +13,8 @@ const (
 	flagDataDir           = "data-dir"
 	flagAPIListen         = "api-listen"
 	flagDashboardListen   = "dashboard-listen"
+	flagIngressListen     = "ingress-listen"
+	flagIngressTLSListen  = "ingress-tls-listen"
 	flagClusterCIDR       = "cluster-cidr"
 	flagServiceCIDR       = "service-cidr"
 	flagClusterDNS        = "cluster-dns"
@@ -49,6 +51,7 @@ const (
 // copies the ones the user set onto a Config.
 type Flags struct {
 	dataDir, apiListen, dashboardListen  string
+	ingressListen, ingressTLSListen      string
 	clusterCIDR, serviceCIDR, clusterDNS string
 	nodePortRange, nodeName, logLevel    string
 	nodeIP, runtimeEndpoint              string
@@ -90,6 +93,14 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringVar(&f.dataDir, flagDataDir, or(c.DataDir, DefaultDataDir), "data directory (etcd, TLS, kubeconfig, images, logs)")
 	fs.StringVar(&f.apiListen, flagAPIListen, or(c.APIListen, DefaultAPIListen), "API server HOST:PORT")
 	fs.StringVar(&f.dashboardListen, flagDashboardListen, or(c.DashboardListen, DefaultDashboardListen), "dashboard HOST:PORT")
+	orPtr := func(v *string, def string) string {
+		if v != nil {
+			return *v
+		}
+		return def
+	}
+	fs.StringVar(&f.ingressListen, flagIngressListen, orPtr(c.IngressListen, DefaultIngressListen), `ingress HTTP HOST:PORT on every node running the proxy; "" turns it off`)
+	fs.StringVar(&f.ingressTLSListen, flagIngressTLSListen, orPtr(c.IngressTLSListen, DefaultIngressTLSListen), `ingress HTTPS HOST:PORT on every node running the proxy; "" turns it off`)
 	fs.StringVar(&f.dashboardTokenFile, flagDashboardToken, c.DashboardTokenFile, "file holding a bearer token the dashboard requires (set it when dashboardListen is not loopback)")
 	fs.StringVar(&f.tokenAuthFile, flagTokenAuthFile, c.TokenAuthFile, `static token file: token,user,uid[,"group,..."] per line (groups kiln:viewers and kiln:pushers have built-in roles)`)
 	fs.StringVar(&f.clusterCIDR, flagClusterCIDR, or(c.ClusterCIDR, DefaultClusterCIDR), "IPv4 pod network, a /24 per node")
@@ -178,6 +189,14 @@ func (f *Flags) Apply(fs *pflag.FlagSet, c *Config) error {
 		if fs.Changed(s.name) {
 			*s.dst = s.v
 		}
+	}
+	if fs.Changed(flagIngressListen) {
+		v := f.ingressListen
+		c.IngressListen = &v
+	}
+	if fs.Changed(flagIngressTLSListen) {
+		v := f.ingressTLSListen
+		c.IngressTLSListen = &v
 	}
 	if fs.Changed(flagKubeletPort) {
 		c.KubeletPort = f.kubeletPort

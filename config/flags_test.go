@@ -53,6 +53,7 @@ func TestFlags_Apply(t *testing.T) {
 				"--datastore-compact-interval=-1s", "--datastore-compact-retention=99", "--datastore-compact-min-age=1m",
 				"--token=s3cr3t-s3cr3t-s3cr3t", "--leader-elect-lease-duration=20s", "--leader-elect-renew-deadline=15s",
 				"--leader-elect-retry-period=3s", "--container-log-max-size=50Mi", "--container-log-max-files=3",
+				"--ingress-listen=", "--ingress-tls-listen=10.0.0.1:8443",
 			},
 			want: func(c *Config) {
 				c.DashboardListen, c.ClusterCIDR, c.ServiceCIDR = ":9090", "10.50.0.0/16", "10.51.0.0/16"
@@ -64,6 +65,7 @@ func TestFlags_Apply(t *testing.T) {
 				c.Token = "s3cr3t-s3cr3t-s3cr3t"
 				c.LeaderElection = LeaderElection{Duration{20 * time.Second}, Duration{15 * time.Second}, Duration{3 * time.Second}}
 				c.ContainerLogMaxSize, c.ContainerLogMaxFiles = "50Mi", 3
+				c.IngressListen, c.IngressTLSListen = ptrTo(""), ptrTo("10.0.0.1:8443")
 			},
 		},
 		{
@@ -138,6 +140,7 @@ func TestConfig_BindFlags(t *testing.T) {
 			"data-dir": DefaultDataDir, "api-listen": DefaultAPIListen, "dashboard-listen": DefaultDashboardListen,
 			"cluster-cidr": DefaultClusterCIDR, "service-cidr": DefaultServiceCIDR, "cluster-dns": DefaultClusterDNS,
 			"node-port-range": DefaultNodePortRange, "log-level": DefaultLogLevel,
+			"ingress-listen": DefaultIngressListen, "ingress-tls-listen": DefaultIngressTLSListen,
 			"datastore-compact-interval": "1m0s", "datastore-compact-retention": "10000", "datastore-compact-min-age": "5m0s",
 		} {
 			f := fs.Lookup(name)

@@ -63,6 +63,8 @@ func (c *Config) Validate() error {
 		add("dashboardListen", "%q conflicts with apiListen %q", c.DashboardListen, c.APIListen)
 	}
 
+	errs = append(errs, c.validateIngress(apiErr == nil, dashErr == nil)...)
+
 	clusterCIDR, clusterErr := parseIPv4CIDR(c.ClusterCIDR)
 	if clusterErr != nil {
 		add("clusterCIDR", "%w", clusterErr)
@@ -294,6 +296,52 @@ func validateListen(addr string) (string, uint64, error) {
 		return "", 0, fmt.Errorf("%q: invalid host %q", addr, host)
 	}
 	return host, n, nil
+}
+
+// validateIngress checks the ingress addresses ("" is off) and that the
+// ones the proxy opens do not take the API's or the dashboard's port
+// (checked only when those are valid).
+func (c *Config) validateIngress(apiOK, dashOK bool) []error {
+	var errs []error
+	type addr struct {
+		field, value string
+		host         string
+		port         uint64
+	}
+	var opened []addr
+	listen, tlsListen := c.Ingress()
+	for _, a := range []addr{{field: "ingressListen", value: listen}, {field: "ingressTLSListen", value: tlsListen}} {
+		if a.value == "" {
+			continue
+		}
+		host, port, err := validateListen(a.value)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a.field, err))
+			continue
+		}
+		a.host, a.port = host, port
+		opened = append(opened, a)
+	}
+	if c.Disabled(ComponentProxy) {
+		return errs
+	}
+	others := opened
+	if apiOK {
+		h, p, _ := validateListen(c.APIListen)
+		others = append(others, addr{field: "apiListen", value: c.APIListen, host: h, port: p})
+	}
+	if dashOK && !c.Disabled(ComponentDashboard) {
+		h, p, _ := validateListen(c.DashboardListen)
+		others = append(others, addr{field: "dashboardListen", value: c.DashboardListen, host: h, port: p})
+	}
+	for i, a := range opened {
+		for _, b := range others[i+1:] {
+			if a.port != 0 && a.port == b.port && (a.host == b.host || isWildcard(a.host) || isWildcard(b.host)) {
+				errs = append(errs, fmt.Errorf("%s: %q conflicts with %s %q", a.field, a.value, b.field, b.value))
+			}
+		}
+	}
+	return errs
 }
 
 func isWildcard(host string) bool {

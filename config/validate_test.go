@@ -46,6 +46,17 @@ func TestConfig_Validate(t *testing.T) {
 		{name: "ssh url with user", mutate: func(c *Config) { c.Sources[1].URL = "ssh://git@host/repo.git" }},
 		{name: "file url", mutate: func(c *Config) { c.Sources[1].URL = "file:///tmp/repo" }},
 		{name: "no sources", mutate: func(c *Config) { c.Sources = nil }},
+		{name: "ingress off", mutate: func(c *Config) { c.IngressListen, c.IngressTLSListen = ptrTo(""), ptrTo("") }},
+		{name: "proxy disabled may share ingress ports", mutate: func(c *Config) {
+			c.IngressListen = ptrTo(c.APIListen)
+			c.Disable = []string{ComponentProxy}
+		}},
+		{name: "ingressListen missing port", mutate: func(c *Config) { c.IngressListen = ptrTo("0.0.0.0") },
+			wantErr: []string{`ingressListen: "0.0.0.0": missing port`}},
+		{name: "ingress on the API port", mutate: func(c *Config) { c.IngressTLSListen = ptrTo(":6443") },
+			wantErr: []string{`ingressTLSListen: ":6443" conflicts with apiListen "127.0.0.1:6443"`}},
+		{name: "ingress HTTP and HTTPS on one port", mutate: func(c *Config) { c.IngressTLSListen = ptrTo("127.0.0.1:80") },
+			wantErr: []string{`ingressListen: "0.0.0.0:80" conflicts with ingressTLSListen "127.0.0.1:80"`}},
 		{name: "dashboard disabled may share the API address", mutate: func(c *Config) {
 			c.DashboardListen = c.APIListen
 			c.Disable = []string{ComponentDashboard}

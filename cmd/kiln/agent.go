@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -53,6 +54,9 @@ type agentFlags struct {
 	logLevel    string
 	logMaxSize  string
 	logMaxFiles int
+	// ingressListen and ingressTLSListen are the node's ingress
+	// addresses; "" turns one off.
+	ingressListen, ingressTLSListen string
 }
 
 func agentCmd() *cobra.Command {
@@ -71,6 +75,8 @@ func agentCmd() *cobra.Command {
 	fs.StringVar(&f.dataDir, "data-dir", defaultAgentDataDir, "where the agent keeps its credentials, containerd, images/ and pods/")
 	fs.StringVar(&f.bridgeName, "bridge-name", containerd.DefaultBridgeName, "the pods' Linux bridge (at most 15 bytes)")
 	fs.IntVar(&f.kubeletPort, "kubelet-port", config.DefaultKubeletPort, "the kubelet's HTTPS port on the node IP")
+	fs.StringVar(&f.ingressListen, "ingress-listen", config.DefaultIngressListen, `where this node serves Ingresses over HTTP; "" turns it off`)
+	fs.StringVar(&f.ingressTLSListen, "ingress-tls-listen", config.DefaultIngressTLSListen, `where this node serves Ingresses over HTTPS; "" turns it off`)
 	fs.StringVar(&f.logLevel, "log-level", config.DefaultLogLevel, "debug, info, warn or error")
 	fs.StringVar(&f.logMaxSize, "container-log-max-size", config.DefaultContainerLogMaxSize, "size at which a container's log file is rotated")
 	fs.IntVar(&f.logMaxFiles, "container-log-max-files", config.DefaultContainerLogMaxFiles, "log files kept per container, the current one included")
@@ -120,12 +126,18 @@ func (f *agentFlags) config() (*config.Config, error) {
 	if f.kubeletPort < 1 || f.kubeletPort > 65535 {
 		return nil, fmt.Errorf("--kubelet-port %d: want 1-65535", f.kubeletPort)
 	}
+	for _, a := range []struct{ flag, addr string }{{"--ingress-listen", f.ingressListen}, {"--ingress-tls-listen", f.ingressTLSListen}} {
+		if _, _, err := net.SplitHostPort(a.addr); a.addr != "" && err != nil {
+			return nil, fmt.Errorf("%s %q: %w", a.flag, a.addr, err)
+		}
+	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
 	cfg := &config.Config{DataDir: f.dataDir, NodeName: f.nodeName, NodeIP: f.nodeIP, KubeletPort: f.kubeletPort, LogLevel: f.logLevel,
-		ContainerLogMaxSize: f.logMaxSize, ContainerLogMaxFiles: f.logMaxFiles}
+		ContainerLogMaxSize: f.logMaxSize, ContainerLogMaxFiles: f.logMaxFiles,
+		IngressListen: &f.ingressListen, IngressTLSListen: &f.ingressTLSListen}
 	cfg.SetDefaults()
 	if _, err := cfg.ContainerLogMaxBytes(); err != nil {
 		return nil, fmt.Errorf("--container-log-max-size: %w", err)

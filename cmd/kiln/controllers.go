@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
 	"kiln.dev/kiln/components/controllers"
 	"kiln.dev/kiln/components/controllers/cronjob"
@@ -16,10 +17,12 @@ import (
 	"kiln.dev/kiln/components/controllers/deployment"
 	"kiln.dev/kiln/components/controllers/endpointslice"
 	"kiln.dev/kiln/components/controllers/garbagecollector"
+	"kiln.dev/kiln/components/controllers/horizontalpodautoscaler"
 	"kiln.dev/kiln/components/controllers/job"
 	"kiln.dev/kiln/components/controllers/namespace"
 	"kiln.dev/kiln/components/controllers/nodeipam"
 	"kiln.dev/kiln/components/controllers/nodelifecycle"
+	"kiln.dev/kiln/components/controllers/persistentvolume"
 	"kiln.dev/kiln/components/controllers/podgc"
 	"kiln.dev/kiln/components/controllers/replicaset"
 	"kiln.dev/kiln/components/controllers/serviceaccount"
@@ -71,6 +74,14 @@ func newControllerManager(rc *rest.Config, cfg *config.Config, log *slog.Logger)
 		"job": func(s controllers.Shared) (controllers.Runnable, error) {
 			return job.New(job.Config{Client: s.Client, Informers: s.Informers, Events: s.Events, Logger: s.Logger})
 		},
+		"horizontalpodautoscaler": func(s controllers.Shared) (controllers.Runnable, error) {
+			// Pod usage comes from metrics.k8s.io on the same API server.
+			mcs, err := metricsclient.NewForConfig(rc)
+			if err != nil {
+				return nil, err
+			}
+			return horizontalpodautoscaler.New(horizontalpodautoscaler.Config{Client: s.Client, Metrics: mcs, Informers: s.Informers, Events: s.Events, Logger: s.Logger})
+		},
 		"nodeipam": func(s controllers.Shared) (controllers.Runnable, error) {
 			return nodeipam.New(nodeipam.Config{Client: s.Client, Informers: s.Informers, ClusterCIDR: clusterCIDR, Logger: s.Logger})
 		},
@@ -80,6 +91,9 @@ func newControllerManager(rc *rest.Config, cfg *config.Config, log *slog.Logger)
 		},
 		"serviceaccount": func(s controllers.Shared) (controllers.Runnable, error) {
 			return serviceaccount.New(serviceaccount.Config{Client: s.Client, Informers: s.Informers, RootCA: rc.CAData, Logger: s.Logger})
+		},
+		"persistentvolume": func(s controllers.Shared) (controllers.Runnable, error) {
+			return persistentvolume.New(persistentvolume.Config{Client: s.Client, Informers: s.Informers, Events: s.Events, Logger: s.Logger})
 		},
 		"podgc": func(s controllers.Shared) (controllers.Runnable, error) {
 			return podgc.New(podgc.Config{Client: s.Client, Informers: s.Informers, Logger: s.Logger})

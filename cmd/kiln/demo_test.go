@@ -212,6 +212,14 @@ func TestDemo_makeRun(t *testing.T) {
 			"--image", "kiln.dev/demo-web:0.1.0", "--", "/demo-web", "cat", "/proc/1/cmdline")
 		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 		out, err = cmd.CombinedOutput()
+		if err == nil && len(bytes.TrimSpace(out)) == 0 {
+			// cat can end before kubectl attaches, as with kube; its
+			// output is then in the container's log.
+			cmd = exec.CommandContext(ctx, testenv.Kubectl(t), "--kubeconfig", filepath.Join(d.dataDir, "admin.kubeconfig"),
+				"logs", "-n", "demo", target, "-c", "peek")
+			cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+			out, err = cmd.CombinedOutput()
+		}
 		if err != nil || !strings.Contains(string(out), "/demo-web") || strings.Contains(string(out), "cat") {
 			t.Fatalf("kubectl debug --target web, PID 1's command line: %v\n%q", err, out)
 		}
@@ -256,6 +264,82 @@ func TestDemo_makeRun(t *testing.T) {
 			t.Fatalf("kubectl top node: %v\n%s", err, out)
 		}
 		t.Logf("kubectl top pod:\n%skubectl top node:\n%s", podsOut, out)
+	})
+
+	step("a StatefulSet from the repo: ordered pods, stable DNS names, data kept across a restart", func(t *testing.T) {
+		d.writeFile("app/store.yaml", demoStore)
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+		ready := func(name string) (*corev1.Pod, error) {
+			p, err := d.cs.CoreV1().Pods("demo").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue && p.DeletionTimestamp == nil {
+					return p, nil
+				}
+			}
+			return nil, fmt.Errorf("pod %s not ready: %s", name, p.Status.Phase)
+		}
+		var store0, store1 *corev1.Pod
+		d.eventually("store-0 and store-1 ready", func() (err error) {
+			if store0, err = ready("store-0"); err != nil {
+				return err
+			}
+			store1, err = ready("store-1")
+			return err
+		})
+		// OrderedReady: store-1 was made only once store-0 was Ready.
+		for _, c := range store0.Status.Conditions {
+			if c.Type == corev1.PodReady && store1.CreationTimestamp.Before(&c.LastTransitionTime) {
+				t.Errorf("store-1 created at %v, before store-0 was Ready at %v", store1.CreationTimestamp, c.LastTransitionTime)
+			}
+		}
+		for _, n := range []string{"data-store-0", "data-store-1"} {
+			pvc, err := d.cs.CoreV1().PersistentVolumeClaims("demo").Get(ctx, n, metav1.GetOptions{})
+			if err != nil || pvc.Status.Phase != corev1.ClaimBound {
+				t.Fatalf("claim %s: %v %+v", n, err, pvc.Status)
+			}
+		}
+		kubectl := func(args ...string) string {
+			t.Helper()
+			cmd := exec.CommandContext(ctx, testenv.Kubectl(t), append([]string{"--kubeconfig", filepath.Join(d.dataDir, "admin.kubeconfig"), "-n", "demo"}, args...)...)
+			cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			return string(out)
+		}
+		// The headless Service gives each pod its own name.
+		d.eventually("store-0.store resolves from store-1", func() error {
+			cmd := exec.CommandContext(ctx, testenv.Kubectl(t), "--kubeconfig", filepath.Join(d.dataDir, "admin.kubeconfig"), "-n", "demo",
+				"exec", "store-1", "--", "/demo-web", "get", "http://store-0.store:8080/")
+			cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "from store-0") {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		})
+		kubectl("exec", "store-0", "--", "/demo-web", "write", "/data/note", "kept by store-0")
+		if err := d.cs.CoreV1().Pods("demo").Delete(ctx, "store-0", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		d.eventually("store-0 back", func() error {
+			p, err := ready("store-0")
+			if err == nil && p.UID == store0.UID {
+				return errors.New("still the old store-0")
+			}
+			return err
+		})
+		if out := kubectl("exec", "store-0", "--", "/demo-web", "cat", "/data/note"); !strings.Contains(out, "kept by store-0") {
+			t.Fatalf("store-0's volume after its restart holds %q", out)
+		}
+		if out := kubectl("get", "pvc"); !strings.Contains(out, "data-store-0") || !strings.Contains(out, "Bound") || !strings.Contains(out, "local-path") {
+			t.Errorf("kubectl get pvc:\n%s", out)
+		}
 	})
 
 	step("a Service without endpoints refuses connections", func(t *testing.T) {
@@ -391,6 +475,60 @@ spec:
     - name: http
       port: 80
       targetPort: 8080
+`
+
+// demoStore is a StatefulSet of two demo-web pods behind a headless
+// Service, each with a claim from the default StorageClass.
+const demoStore = `apiVersion: v1
+kind: Service
+metadata:
+  name: store
+  namespace: demo
+spec:
+  clusterIP: None
+  selector:
+    app: store
+  ports:
+    - name: http
+      port: 8080
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: store
+  namespace: demo
+spec:
+  serviceName: store
+  replicas: 2
+  selector:
+    matchLabels:
+      app: store
+  template:
+    metadata:
+      labels:
+        app: store
+    spec:
+      containers:
+        - name: store
+          image: kiln.dev/demo-web:0.1.0
+          ports:
+            - containerPort: 8080
+          readinessProbe:
+            httpGet:
+              path: /healthz
+              port: 8080
+            periodSeconds: 1
+          volumeMounts:
+            - name: data
+              mountPath: /data
+  volumeClaimTemplates:
+    - metadata:
+        name: data
+      spec:
+        accessModes: ["ReadWriteOnce"]
+        resources:
+          requests:
+            storage: 16Mi
 `
 
 // demo is one `kiln server` with everything on, syncing a copy of
@@ -845,8 +983,8 @@ func (d *demo) checkFromPod(t *testing.T, want []string, urls ...string) {
 }
 
 // drain removes the demo's pods before kiln stops, as a person would
-// before an uninstall: the Deployment's file goes (the sync prunes it and
-// the garbage collector its pods), any other pod is deleted, and the
+// before an uninstall: the workloads' files go (the sync prunes them and
+// the garbage collector their pods), any other pod is deleted, and the
 // kubelet stops them all. kiln's own shutdown leaves containers running
 // for the next start to adopt, so what runs at SIGTERM would outlive it.
 func (d *demo) drain() {
@@ -864,7 +1002,9 @@ func (d *demo) drain() {
 	if t.Failed() {
 		d.logState(ctx)
 	}
-	_ = os.Remove(filepath.Join(d.repo, "app", "deployment.yaml"))
+	for _, f := range []string{"deployment.yaml", "store.yaml"} {
+		_ = os.Remove(filepath.Join(d.repo, "app", f))
+	}
 	zero := int64(0)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 
 	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -16,13 +17,17 @@ import (
 	"kiln.dev/kiln/components/kubelet/routes"
 	"kiln.dev/kiln/components/proxy"
 	"kiln.dev/kiln/components/proxy/dns"
+	"kiln.dev/kiln/components/proxy/ingress"
 	"kiln.dev/kiln/components/proxy/iptables"
 	"kiln.dev/kiln/config"
 )
 
-// startProxy runs this node's proxy (Services to iptables) and the
-// cluster DNS at cfg.ClusterDNS in g until ctx is done, unless the proxy
-// is disabled. It returns once both are built. Both need root.
+// startProxy runs this node's proxy (Services to iptables), the cluster
+// DNS at cfg.ClusterDNS and, unless both its addresses are "", the
+// ingress controller in g until ctx is done, unless the proxy is
+// disabled. They share one informer factory, so Services and
+// EndpointSlices are watched once. It returns once all are built. The
+// proxy and DNS need root, as do ingress ports below 1024.
 func startProxy(ctx context.Context, g *errgroup.Group, cfg *config.Config, rc *rest.Config, log *slog.Logger) error {
 	if cfg.Disabled(config.ComponentProxy) {
 		return nil
@@ -48,8 +53,12 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg *config.Config, rc *
 	if err != nil {
 		return err
 	}
+	// The factory is started once every part has registered its
+	// informers (and indexes).
+	f := informers.NewSharedInformerFactory(cs, 0)
 	p, err := proxy.New(proxy.Config{
 		Client:      cs,
+		Informers:   f,
 		Rules:       rules,
 		NodeName:    cfg.NodeName,
 		NodeIPs:     []netip.Addr{nodeIP},
@@ -65,12 +74,34 @@ func startProxy(ctx context.Context, g *errgroup.Group, cfg *config.Config, rc *
 	if err := dns.EnsureInterface(dns.DefaultInterface, dnsIP); err != nil {
 		return fmt.Errorf("cluster DNS interface: %w", err)
 	}
-	d, err := dns.New(dns.Config{Client: cs, Listen: []string{net.JoinHostPort(cfg.ClusterDNS, "53")}, Logger: log.With("component", "dns")})
+	d, err := dns.New(dns.Config{Client: cs, Informers: f, Listen: []string{net.JoinHostPort(cfg.ClusterDNS, "53")}, Logger: log.With("component", "dns")})
 	if err != nil {
 		return err
 	}
+	var ing *ingress.Controller
+	if listen, tlsListen := cfg.Ingress(); listen != "" || tlsListen != "" {
+		ing, err = ingress.New(ingress.Config{Client: cs, Informers: f, Listen: listen, TLSListen: tlsListen,
+			StatusIPs: []netip.Addr{nodeIP}, Logger: log})
+		if err != nil {
+			return err
+		}
+	}
+	g.Go(func() error {
+		f.Start(ctx.Done())
+		<-ctx.Done()
+		f.Shutdown() // waits for the informers' goroutines
+		return nil
+	})
 	g.Go(func() error { return p.Run(ctx) })
 	g.Go(func() error { return d.Run(ctx) })
+	if ing != nil {
+		g.Go(func() error {
+			if err := ing.Run(ctx); err != nil {
+				return fmt.Errorf("%w (ingressListen, ingressTLSListen: \"\" turns one off)", err)
+			}
+			return nil
+		})
+	}
 	return nil
 }
 

@@ -20,8 +20,9 @@ import (
 var systemNamespaces = []string{"default", "kube-system", "kube-public", "kube-node-lease"}
 
 // bootstrap creates the built-in namespaces, the kubernetes Service
-// (first address of the service CIDR), the default ClusterRoles and,
-// with ClusterDNS set, the kube-dns Service, when missing.
+// (first address of the service CIDR), the default ClusterRoles, the
+// local-path StorageClass, the kiln IngressClass and, with ClusterDNS
+// set, the kube-dns Service, when missing.
 func (s *Server) bootstrap(ctx context.Context) error {
 	nsRes := s.byGVR[gvrKey{"", "v1", "namespaces"}]
 	for _, name := range systemNamespaces {
@@ -48,6 +49,12 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		return err
 	}
 	if err := s.ensureDefaultRoles(ctx); err != nil {
+		return err
+	}
+	if err := s.ensure(ctx, s.byGVR[gvrStorageClasses], defaultStorageClass()); err != nil {
+		return err
+	}
+	if err := s.ensure(ctx, s.byGVR[gvrIngressClasses], defaultIngressClass()); err != nil {
 		return err
 	}
 	if s.clusterDNS.IsValid() {

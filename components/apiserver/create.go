@@ -92,6 +92,14 @@ func (s *Server) create(ctx context.Context, res *resource, obj runtime.Object, 
 			return nil, nil, err
 		}
 	}
+	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
+		if err := s.admitStorageClass(ctx, pvc); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := s.admitIngressClass(ctx, obj); err != nil {
+		return nil, nil, err
+	}
 	// A Service's retry starts again from what the client sent: the
 	// ClusterIP and NodePorts the lost attempt picked would otherwise read
 	// as the client's own choice and be refused as already allocated.

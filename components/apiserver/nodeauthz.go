@@ -12,17 +12,21 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"kiln.dev/kiln/components/internal/localpath"
 	"kiln.dev/kiln/components/store"
 )
 
 // The node authorizer is Kubernetes's Node authorizer, NodeRestriction
 // admission and system:node ClusterRole in one, narrowed as issue 9 asks:
 // a kubelet's credentials reach its own Node and Lease, the pods bound to
-// it and the Secrets and ConfigMaps those use, and read Services and
-// endpoints; nothing else. Every rule is a map lookup or, for the names
+// it and the Secrets, ConfigMaps and PersistentVolumeClaims (and their
+// volumes) those use, and read Services and endpoints; and, for the
+// local-path provisioner, it lists the volumes provisioned on it and may
+// take their cleanup finalizer off; nothing else. Every rule is a map lookup or, for the names
 // kube's admission checks in the body, a check at create.
 
 // nodeLeaseNamespace holds the nodes' heartbeat Leases.
@@ -105,7 +109,31 @@ func (s *Server) nodeAllows(ctx context.Context, node string, ri requestInfo) (b
 		if name == "" {
 			return false, nil
 		}
-		return s.nodeUses(ctx, nodeRef{node: node, resource: ri.resource, namespace: ri.namespace, name: name})
+		ok, err := s.nodeUses(ctx, nodeRef{node: node, resource: ri.resource, namespace: ri.namespace, name: name})
+		if ok || err != nil || ri.resource != "secrets" {
+			return ok, err
+		}
+		return s.nodeIngressSecret(ctx, ri, name) // a TLS Secret its ingress serves
+	case "/persistentvolumeclaims":
+		// The claims of its pods' volumes, by name, as kube's graph.
+		if sub != "" || verb != "get" || ri.namespace == "" || ri.name == "" {
+			return false, nil
+		}
+		return s.nodeUses(ctx, nodeRef{node: node, resource: ri.resource, namespace: ri.namespace, name: ri.name})
+	case "/persistentvolumes":
+		switch {
+		case sub == "" && verb == "get":
+			return s.nodeUsesVolume(ctx, node, ri.name)
+		case sub == "" && (verb == "list" || verb == "watch"):
+			// The local-path volumes provisioned on it, to remove the
+			// directories of deleted ones.
+			return labelSelects(ri.labelSelector, localpath.NodeLabel, node), nil
+		case sub == "" && (verb == "update" || verb == "patch"):
+			return ri.name != "", nil // admitNodeUpdate checks the change
+		}
+		return false, nil
+	case "networking.k8s.io/ingresses", "networking.k8s.io/ingressclasses":
+		return nodeIngressAllows(ri), nil
 	case "/services", "/endpoints", "discovery.k8s.io/endpointslices":
 		return sub == "" && (verb == "get" || verb == "list" || verb == "watch"), nil
 	case "/events", "events.k8s.io/events":
@@ -140,6 +168,49 @@ func exactField(selector, field string) (string, bool) {
 func selects(selector, field, value string) bool {
 	v, ok := exactField(selector, field)
 	return ok && v == value
+}
+
+// labelSelects reports whether a label selector limits a list to
+// key=value; more requirements only narrow it.
+func labelSelects(selector, key, value string) bool {
+	if selector == "" {
+		return false
+	}
+	sel, err := labels.Parse(selector)
+	if err != nil {
+		return false
+	}
+	v, ok := sel.RequiresExactMatch(key)
+	return ok && v == value
+}
+
+// nodeUsesVolume reports whether a pod of node uses the PersistentVolume
+// name: its claimRef names a claim the node's pods use, and that claim is
+// bound to it (kube's graph edge pv -> pvc -> pod). A volume that does
+// not exist is refused rather than answered 404, so that a node cannot
+// probe volume names.
+func (s *Server) nodeUsesVolume(ctx context.Context, node, name string) (bool, error) {
+	if name == "" {
+		return false, nil
+	}
+	pvObj, err := s.getObject(ctx, gvrPVs, "", name)
+	if err != nil {
+		return false, apierrors.NewInternalError(err)
+	}
+	pv, ok := pvObj.(*corev1.PersistentVolume)
+	if !ok || pv.Spec.ClaimRef == nil {
+		return false, nil
+	}
+	ref := pv.Spec.ClaimRef
+	pvcObj, err := s.getObject(ctx, gvrPVCs, ref.Namespace, ref.Name)
+	if err != nil {
+		return false, apierrors.NewInternalError(err)
+	}
+	pvc, ok := pvcObj.(*corev1.PersistentVolumeClaim)
+	if !ok || pvc.Spec.VolumeName != name || (ref.UID != "" && ref.UID != pvc.UID) {
+		return false, nil
+	}
+	return s.nodeUses(ctx, nodeRef{node: node, resource: "persistentvolumeclaims", namespace: ref.Namespace, name: ref.Name})
 }
 
 // podOnNode reports whether pod namespace/name is bound to node: from the
@@ -231,6 +302,9 @@ func admitNodeUpdate(u User, res *resource, obj, old runtime.Object) error {
 	if !isNode || isMaster(u) {
 		return nil
 	}
+	if pv, ok := obj.(*corev1.PersistentVolume); ok {
+		return admitNodeVolumeUpdate(node, res, pv, old.(*corev1.PersistentVolume))
+	}
 	n, ok := obj.(*corev1.Node)
 	o, ok2 := old.(*corev1.Node)
 	if !ok || !ok2 {
@@ -251,6 +325,23 @@ func admitNodeUpdate(u User, res *resource, obj, old runtime.Object) error {
 		return nil
 	}
 	return nodeForbidden(res, n.Name, fmt.Errorf("node %q is not allowed to %s", node, why))
+}
+
+// admitNodeVolumeUpdate allows a node one change to a PersistentVolume:
+// taking localpath.CleanupFinalizer off a volume provisioned on it (its
+// NodeLabel), once the directory is gone. Anything else is refused.
+func admitNodeVolumeUpdate(node string, res *resource, pv, old *corev1.PersistentVolume) error {
+	if old.Labels[localpath.NodeLabel] != node || node == "" {
+		return nodeForbidden(res, pv.Name, fmt.Errorf("node %q may not modify persistentvolume %q, which is not provisioned on it", node, pv.Name))
+	}
+	want := slices.DeleteFunc(slices.Clone(old.Finalizers), func(f string) bool { return f == localpath.CleanupFinalizer })
+	next := pv.DeepCopy()
+	next.Finalizers = old.Finalizers
+	next.ResourceVersion = old.ResourceVersion
+	if !slices.Equal(pv.Finalizers, want) || !apiequality.Semantic.DeepEqual(next, old) {
+		return nodeForbidden(res, pv.Name, fmt.Errorf("node %q may only remove finalizer %s from persistentvolume %q", node, localpath.CleanupFinalizer, pv.Name))
+	}
+	return nil
 }
 
 func nodeForbidden(res *resource, name string, err error) error {

@@ -12,7 +12,8 @@ import (
 
 // The node graph is the small version of kube's node authorizer graph
 // (plugin/pkg/auth/authorizer/node/graph.go): which pods are bound to
-// which node, and which Secrets and ConfigMaps those pods use. The node
+// which node, and which Secrets, ConfigMaps and PersistentVolumeClaims
+// those pods use. The node
 // authorizer answers from it with map lookups, since a kubelet reads its
 // pods' Secrets and writes their status on every sync.
 //
@@ -210,6 +211,9 @@ type graphPodJSON struct {
 	Spec struct {
 		NodeName string `json:"nodeName"`
 		Volumes  []struct {
+			PersistentVolumeClaim *struct {
+				ClaimName string `json:"claimName"`
+			} `json:"persistentVolumeClaim"`
 			Secret *struct {
 				SecretName string `json:"secretName"`
 			} `json:"secret"`
@@ -257,8 +261,8 @@ type graphContainerJSON struct {
 	} `json:"envFrom"`
 }
 
-// decodeGraphPod reads a stored pod's node and the Secrets and ConfigMaps
-// it uses; key is namespace/name.
+// decodeGraphPod reads a stored pod's node and the Secrets, ConfigMaps
+// and PersistentVolumeClaims it uses; key is namespace/name.
 func decodeGraphPod(data []byte) (p graphPod, key string, ok bool) {
 	var j graphPodJSON
 	if err := json.Unmarshal(data, &j); err != nil || j.Metadata.Name == "" {
@@ -280,6 +284,9 @@ func decodeGraphPod(data []byte) (p graphPod, key string, ok bool) {
 		}
 		if v.ConfigMap != nil {
 			add("configmaps", v.ConfigMap.Name)
+		}
+		if v.PersistentVolumeClaim != nil {
+			add("persistentvolumeclaims", v.PersistentVolumeClaim.ClaimName)
 		}
 		if v.Projected != nil {
 			for _, src := range v.Projected.Sources {

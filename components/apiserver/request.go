@@ -13,9 +13,9 @@ type requestInfo struct {
 	name           string
 	subresource    string
 	verb           string // get list watch create update patch delete deletecollection
-	// fieldSelector is the raw selector of a list or watch, which the
-	// node authorizer reads.
-	fieldSelector string
+	// fieldSelector and labelSelector are the raw selectors of a list or
+	// watch, which the node authorizer reads.
+	fieldSelector, labelSelector string
 }
 
 // parseResourcePath parses /api/v1/... and /apis/G/V/... paths. ok is false
@@ -76,6 +76,7 @@ func parseResourcePath(r *http.Request) (requestInfo, bool) {
 	}
 	if ri.verb == "list" || ri.verb == "watch" {
 		ri.fieldSelector = r.URL.Query().Get("fieldSelector")
+		ri.labelSelector = r.URL.Query().Get("labelSelector")
 	}
 	return ri, true
 }

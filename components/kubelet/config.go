@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"kiln.dev/kiln/components/internal/localpath"
 	"kiln.dev/kiln/components/kubelet/runtime"
 )
 
@@ -65,6 +67,12 @@ type Config struct {
 	// RootDir holds each pod's files under pods/<uid>/ (logs, volumes,
 	// etc-hosts, resolv.conf): the data dir. Required.
 	RootDir string
+	// StorageDir holds the local-path PersistentVolumes provisioned on
+	// this node, one directory each; the kubelet publishes it on its Node
+	// (annotation kiln.dev/local-path-dir) for the provisioner, and
+	// removes a volume's directory when the volume is deleted. Empty
+	// means RootDir/storage.
+	StorageDir string
 	// NodeIP is the Node's InternalIP and every pod's hostIP; empty means
 	// the address of the interface of the default route, else 127.0.0.1.
 	NodeIP string
@@ -126,6 +134,9 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.StorageDir == "" && c.RootDir != "" {
+		c.StorageDir = filepath.Join(c.RootDir, localpath.StorageSubdir)
+	}
 	if c.NodeIP == "" {
 		c.NodeIP = hostIP()
 	}
@@ -189,6 +200,9 @@ func (c *Config) validate() error {
 	}
 	if c.TLS == nil {
 		errs = append(errs, errors.New("kubelet: Config.TLS is required"))
+	}
+	if c.StorageDir != "" && !filepath.IsAbs(c.StorageDir) {
+		errs = append(errs, fmt.Errorf("kubelet: Config.StorageDir %q is not an absolute path", c.StorageDir))
 	}
 	if _, err := netip.ParseAddr(c.NodeIP); err != nil {
 		errs = append(errs, fmt.Errorf("kubelet: Config.NodeIP %q is not an IP address", c.NodeIP))

@@ -61,7 +61,7 @@ func (k *Kubelet) startContainer(ctx context.Context, w *podWorker, pod *corev1.
 		return wait
 	}
 	attempt := k.nextAttempt(pod.UID, c.Name, pr)
-	cfg, err := k.containerConfig(ctx, pod, c, sb.IP, attempt)
+	cfg, err := k.containerConfig(ctx, pod, c, sb.IP, attempt, w.state.claimPaths)
 	if err != nil {
 		st.waiting[c.Name] = waiting{reason: "CreateContainerConfigError", message: err.Error()}
 		k.event(pod, c.Name, corev1.EventTypeWarning, "Failed", "Error: %v", err)
@@ -160,7 +160,7 @@ func removeLog(path string) {
 
 // containerConfig turns a container's spec into what the runtime needs:
 // resolved env, expanded command and args, mounts, resources and user.
-func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, c *corev1.Container, podIP string, attempt uint32) (*runtime.ContainerConfig, error) {
+func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, c *corev1.Container, podIP string, attempt uint32, claims map[string]string) (*runtime.ContainerConfig, error) {
 	env, err := k.containerEnv(ctx, pod, c, podIP)
 	if err != nil {
 		return nil, err
@@ -169,7 +169,7 @@ func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, c *corev
 	for _, kv := range env {
 		vars[kv.Key] = kv.Value
 	}
-	mounts, err := k.containerMounts(pod, c, attempt, vars)
+	mounts, err := k.containerMounts(pod, c, attempt, vars, claims)
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +305,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *corev1.Pod
 
 // containerMounts binds the pod's volumes, etc-hosts, resolv.conf and the
 // termination log into the container.
-func (k *Kubelet) containerMounts(pod *corev1.Pod, c *corev1.Container, attempt uint32, vars map[string]string) ([]runtime.Mount, error) {
+func (k *Kubelet) containerMounts(pod *corev1.Pod, c *corev1.Container, attempt uint32, vars map[string]string, claims map[string]string) ([]runtime.Mount, error) {
 	vols := map[string]*corev1.Volume{}
 	for i := range pod.Spec.Volumes {
 		vols[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
@@ -317,7 +317,7 @@ func (k *Kubelet) containerMounts(pod *corev1.Pod, c *corev1.Container, attempt 
 		if !ok {
 			return nil, fmt.Errorf("volume mount %q: no volume of that name", vm.Name)
 		}
-		host, err := k.volumePath(pod, v)
+		host, err := k.volumePath(pod, v, claims)
 		if err != nil {
 			return nil, err
 		}

@@ -24,7 +24,13 @@
 //     the API server's pods/log proxies to) and /healthz; callers are
 //     checked by TokenReview and SubjectAccessReview;
 //   - restart safety: at start it adopts what the runtime still runs for
-//     pods still bound here and removes the rest.
+//     pods still bound here and removes the rest;
+//   - persistentVolumeClaim volumes: claim, then its volume (hostPath or
+//     local) through the API, mounted once the claim is Bound (until then
+//     the pod waits, ContainerCreating, naming the claim); for the
+//     local-path provisioner it publishes Config.StorageDir on its Node
+//     and removes the directory of each deleted volume provisioned here
+//     before taking the volume's cleanup finalizer off.
 //
 // Files of a pod live in RootDir/pods/<uid>/: containers/<name>/<attempt>.log
 // (CRI log format), volumes/<name>/, etc-hosts and resolv.conf. Each

@@ -43,6 +43,8 @@ type Kubelet struct {
 	nodeInformer cache.SharedIndexInformer
 	svcInformer  cache.SharedIndexInformer
 	svcLister    corelisters.ServiceLister
+	// volumeInformer follows the local-path volumes of this node.
+	volumeInformer cache.SharedIndexInformer
 
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
@@ -103,6 +105,7 @@ func New(cfg Config) (*Kubelet, error) {
 		func(o *metav1.ListOptions) { o.FieldSelector = byName })
 	k.svcInformer = coreinformers.NewServiceInformer(cfg.Client, metav1.NamespaceAll, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	k.svcLister = corelisters.NewServiceLister(k.svcInformer.GetIndexer())
+	k.volumeInformer = k.newVolumeInformer()
 	return k, nil
 }
 
@@ -185,6 +188,8 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	wg.Go(func() { k.nodeLoop(loopCtx) })
 	wg.Go(func() { k.leaseLoop(loopCtx) })
 	wg.Go(func() { k.statsLoop(loopCtx) })
+	wg.Go(func() { k.volumeInformer.Run(loopCtx.Done()) })
+	wg.Go(func() { k.volumeCleanupLoop(loopCtx) })
 
 	// Services first: a container's service environment variables are
 	// read once, when it starts.

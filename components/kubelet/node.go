@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"kiln.dev/kiln/components/internal/localpath"
 )
 
 // nodeLeaseNamespace holds one Lease per Node, renewed by its kubelet.
@@ -49,7 +51,7 @@ func (k *Kubelet) tryRegisterNode(ctx context.Context) error {
 		return err
 	}
 	node := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName, Labels: k.nodeLabels()},
+		ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName, Labels: k.nodeLabels(), Annotations: k.nodeAnnotations()},
 		Status:     status,
 	}
 	created, err := nodes.Create(ctx, node, metav1.CreateOptions{})
@@ -71,10 +73,18 @@ func (k *Kubelet) tryRegisterNode(ctx context.Context) error {
 	if cur.Labels == nil {
 		cur.Labels = map[string]string{}
 	}
+	if cur.Annotations == nil {
+		cur.Annotations = map[string]string{}
+	}
 	changed := false
 	for key, v := range want {
 		if cur.Labels[key] != v {
 			cur.Labels[key], changed = v, true
+		}
+	}
+	for key, v := range k.nodeAnnotations() {
+		if cur.Annotations[key] != v {
+			cur.Annotations[key], changed = v, true
 		}
 	}
 	if changed {
@@ -89,6 +99,12 @@ func (k *Kubelet) tryRegisterNode(ctx context.Context) error {
 		return fmt.Errorf("update node status: %w", err)
 	}
 	return nil
+}
+
+// nodeAnnotations are what the kubelet publishes on its Node: where the
+// local-path provisioner puts this node's volumes.
+func (k *Kubelet) nodeAnnotations() map[string]string {
+	return map[string]string{localpath.NodeDirAnnotation: k.cfg.StorageDir}
 }
 
 // nodeLabels are the well-known labels plus Config.NodeLabels.

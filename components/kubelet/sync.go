@@ -44,6 +44,9 @@ type podState struct {
 	// for; volumesAt is when the volumes were last written.
 	filesFor  string
 	volumesAt time.Time
+	// claimPaths maps each persistentVolumeClaim volume to its volume's
+	// directory, resolved when the volumes were written.
+	claimPaths map[string]string
 	// lastStatus is the status last written and lastRV the
 	// resourceVersion that write returned, to skip writes of an unchanged
 	// status before the informer catches up.
@@ -60,7 +63,7 @@ type podState struct {
 }
 
 func newPodState() podState {
-	return podState{waiting: map[string]waiting{}, pullErrors: map[string]string{}}
+	return podState{waiting: map[string]waiting{}, pullErrors: map[string]string{}, claimPaths: map[string]string{}}
 }
 
 // podRuntime is what the runtime holds for one pod.
@@ -256,11 +259,18 @@ func (k *Kubelet) runPod(ctx context.Context, w *podWorker, pod *corev1.Pod, pr 
 		st.filesFor = pr.sandbox.ID
 	}
 	if st.volumesAt.IsZero() || k.now().Sub(st.volumesAt) >= k.cfg.ResyncPeriod {
-		if err := k.writeVolumes(ctx, pod, pr.sandbox.IP); err != nil {
+		if err := k.writeVolumes(ctx, pod, pr.sandbox.IP, st.claimPaths); err != nil {
 			k.event(pod, "", corev1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
+			// A claim not bound yet is said, so that a pod waiting for
+			// its volume does not look stuck for no reason.
+			var pending *claimPendingError
+			msg := ""
+			if errors.As(err, &pending) {
+				msg = pending.Error()
+			}
 			for _, c := range allContainers(pod) {
 				if pr.current(c.Name) == nil {
-					st.waiting[c.Name] = waiting{reason: "ContainerCreating"}
+					st.waiting[c.Name] = waiting{reason: "ContainerCreating", message: msg}
 				}
 			}
 			return k.cfg.BackoffBase

@@ -21,10 +21,17 @@ const volumesDir = "volumes"
 const defaultFileMode = 0o644
 
 // volumePath is where a volume lives on the host: a directory under the
-// pod's, or a hostPath's path.
-func (k *Kubelet) volumePath(pod *corev1.Pod, v *corev1.Volume) (string, error) {
+// pod's, a hostPath's path, or the directory of a claim's volume as
+// writeVolumes resolved it into claims.
+func (k *Kubelet) volumePath(pod *corev1.Pod, v *corev1.Volume, claims map[string]string) (string, error) {
 	if hp := v.HostPath; hp != nil {
 		return hp.Path, nil
+	}
+	if v.PersistentVolumeClaim != nil {
+		if p, ok := claims[v.Name]; ok {
+			return p, nil
+		}
+		return "", fmt.Errorf("volume %q: persistentvolumeclaim %q not mounted yet", v.Name, v.PersistentVolumeClaim.ClaimName)
 	}
 	if !supportedVolume(v) {
 		return "", fmt.Errorf("volume %q: %s", v.Name, errUnsupportedVolume)
@@ -32,42 +39,54 @@ func (k *Kubelet) volumePath(pod *corev1.Pod, v *corev1.Volume) (string, error) 
 	return filepath.Join(k.podDir(pod.UID), volumesDir, v.Name), nil
 }
 
-var errUnsupportedVolume = errors.New("kiln supports emptyDir, configMap, secret, hostPath, downwardAPI and projected volumes only")
+var errUnsupportedVolume = errors.New("kiln supports emptyDir, configMap, secret, hostPath, downwardAPI, projected and persistentVolumeClaim volumes only")
 
 func supportedVolume(v *corev1.Volume) bool {
 	s := v.VolumeSource
-	return s.EmptyDir != nil || s.ConfigMap != nil || s.Secret != nil || s.HostPath != nil || s.DownwardAPI != nil || s.Projected != nil
+	return s.EmptyDir != nil || s.ConfigMap != nil || s.Secret != nil || s.HostPath != nil || s.DownwardAPI != nil || s.Projected != nil ||
+		s.PersistentVolumeClaim != nil
 }
 
 // readOnlyVolume reports the volumes that containers only read, as
-// Kubernetes mounts them.
+// Kubernetes mounts them; a claim is read-only when the pod says so.
 func readOnlyVolume(v *corev1.Volume) bool {
 	s := v.VolumeSource
-	return s.ConfigMap != nil || s.Secret != nil || s.DownwardAPI != nil || s.Projected != nil
+	return s.ConfigMap != nil || s.Secret != nil || s.DownwardAPI != nil || s.Projected != nil ||
+		s.PersistentVolumeClaim != nil && s.PersistentVolumeClaim.ReadOnly
 }
 
 // writeVolumes prepares every volume of the pod: empty directories
 // created once, configMap, secret, downwardAPI and projected contents
-// written (again, atomically, when they changed), hostPaths checked.
-func (k *Kubelet) writeVolumes(ctx context.Context, pod *corev1.Pod, podIP string) error {
+// written (again, atomically, when they changed), hostPaths checked,
+// claims resolved to their volumes' directories, recorded in claims by
+// volume name.
+func (k *Kubelet) writeVolumes(ctx context.Context, pod *corev1.Pod, podIP string, claims map[string]string) error {
 	var errs []error
 	for i := range pod.Spec.Volumes {
 		v := &pod.Spec.Volumes[i]
-		if err := k.writeVolume(ctx, pod, v, podIP); err != nil {
+		if err := k.writeVolume(ctx, pod, v, podIP, claims); err != nil {
 			errs = append(errs, fmt.Errorf("volume %q: %w", v.Name, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (k *Kubelet) writeVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Volume, podIP string) error {
+func (k *Kubelet) writeVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Volume, podIP string, claims map[string]string) error {
 	if hp := v.HostPath; hp != nil {
 		return checkHostPath(hp)
+	}
+	if src := v.PersistentVolumeClaim; src != nil {
+		p, err := k.claimPath(ctx, pod.Namespace, src.ClaimName)
+		if err != nil {
+			return err
+		}
+		claims[v.Name] = p
+		return nil
 	}
 	if !supportedVolume(v) {
 		return errUnsupportedVolume
 	}
-	dir, _ := k.volumePath(pod, v)
+	dir, _ := k.volumePath(pod, v, nil)
 	s := v.VolumeSource
 	if s.EmptyDir != nil {
 		if s.EmptyDir.Medium == corev1.StorageMediumMemory {
@@ -316,7 +335,7 @@ func subPath(volDir, sub string, v *corev1.Volume) (string, error) {
 		return "", fmt.Errorf("subPath %q must be a relative path inside the volume", sub)
 	}
 	p := filepath.Join(volDir, sub)
-	if v.EmptyDir != nil || v.HostPath != nil {
+	if v.EmptyDir != nil || v.HostPath != nil || v.PersistentVolumeClaim != nil {
 		if _, err := os.Lstat(p); os.IsNotExist(err) {
 			if err := os.MkdirAll(p, 0o777); err != nil {
 				return "", err

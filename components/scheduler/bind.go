@@ -18,17 +18,29 @@ const (
 	eventReasonFailedScheduling = "FailedScheduling"
 )
 
-// bindPod writes the Binding of an assumed pod. The API server refuses a
+// bindPod writes the Binding of an assumed pod, after the selected-node
+// of its unbound WaitForFirstConsumer claims. The API server refuses a
 // pod that already has a node (409) or is gone (404): another scheduler
 // or a restarted one won the race, the informer will show the truth, and
 // the pod is not retried. Any other error forgets the assumption and
 // backs the pod off. Either way the room the assumption held is free
 // again, which may let a waiting pod fit, so waiting pods are retried
 // (as kube does after a failed bind).
-func (s *Scheduler) bindPod(ctx context.Context, qp *queuedPod, node string) {
+func (s *Scheduler) bindPod(ctx context.Context, qp *queuedPod, node string, claims []*corev1.PersistentVolumeClaim) {
 	pod := qp.pod
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
+	if len(claims) > 0 {
+		// The claims' volumes are made on the node before the pod is
+		// bound there; a failed write backs the pod off, unbound.
+		if err := s.selectNode(ctx, claims, node); err != nil {
+			s.cache.forget(pod.UID)
+			s.queue.requeue(qp, false, 0)
+			s.queue.move(nil)
+			s.log.Warn("select node for claims", logKeyPod, qp.key, logKeyNode, node, logKeyError, err)
+			return
+		}
+	}
 	err := s.bind(ctx, &corev1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 		Target:     corev1.ObjectReference{Kind: "Node", Name: node},

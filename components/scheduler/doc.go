@@ -2,9 +2,11 @@
 // spec.nodeName and whose spec.schedulerName is kiln's (Config.SchedulerName)
 // or "default-scheduler" on a node, with kube-scheduler's rules and
 // messages, and writes nothing but a Binding (pods/binding) for each, plus
-// the PodScheduled condition and an Event when no node fits.
+// the selected-node annotation of its WaitForFirstConsumer claims, and the
+// PodScheduled condition and an Event when no node fits.
 //
-// It talks to the API server only: Pod, Node and Namespace informers from
+// It talks to the API server only: Pod, Node, Namespace,
+// PersistentVolumeClaim, PersistentVolume and StorageClass informers from
 // a shared factory feed a cache of nodes and placed pods and a queue of
 // pods to place; a decision is a pure function of a snapshot of the cache
 // (NOMAD's "plan over a snapshot"), and its result is written by a bounded
@@ -30,8 +32,12 @@
 //     NodePorts, NodeResourcesFit (cpu, memory, ephemeral-storage, pods and
 //     extended resources; init containers and sidecars counted as kube
 //     does, plus overhead), PodTopologySpread (DoNotSchedule) and
-//     InterPodAffinity (required affinity and anti-affinity, both ways),
-//     run on nodes in parallel until enough fit (kube's adaptive
+//     InterPodAffinity (required affinity and anti-affinity, both ways)
+//     and VolumeBinding (a missing claim, or an unbound one of a class
+//     that binds Immediate, fits nowhere; a bound claim's volume node
+//     affinity limits the nodes; an unbound WaitForFirstConsumer claim
+//     fits anywhere, and gets volume.kubernetes.io/selected-node before
+//     the pod's Binding, for its provisioner), run on nodes in parallel until enough fit (kube's adaptive
 //     percentageOfNodesToScore: 500 of 5,000 nodes); then the scores
 //     LeastAllocated, BalancedAllocation, preferred node affinity,
 //     preferred inter-pod affinity and anti-affinity, spreading (the pod's

@@ -21,6 +21,7 @@ const (
 	pluginNodeResourcesFit
 	pluginPodTopologySpread
 	pluginInterPodAffinity
+	pluginVolumeBinding
 )
 
 // Reasons, word for word kube-scheduler's, so that messages and the
@@ -53,7 +54,7 @@ func reject(p plugin, reasons ...string) *status { return &status{plugin: p, rea
 
 // filter runs the filters on one node in kube's order (NodeUnschedulable,
 // NodeName, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit,
-// PodTopologySpread, InterPodAffinity) and returns the first rejection, or
+// PodTopologySpread, InterPodAffinity, then VolumeBinding) and returns the first rejection, or
 // nil when the node fits. Like kube, it stops at the first filter that
 // fails, so a node counts once per reason of that filter only.
 //
@@ -87,6 +88,11 @@ func filter(st *cycleState, ni *nodeInfo) *status {
 	}
 	if st.interPod != nil {
 		if s := st.interPod.filter(ni.node); s != nil {
+			return s
+		}
+	}
+	if st.volumes != nil {
+		if s := st.volumes.filter(ni.node); s != nil {
 			return s
 		}
 	}

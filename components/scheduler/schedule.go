@@ -18,13 +18,15 @@ type cycleState struct {
 	toleratesUnschedulable bool
 	spread                 *spreadFilter   // nil: no DoNotSchedule constraints
 	interPod               *interPodFilter // nil: no inter-pod affinity in play
+	volumes                *volumeFilter   // nil: no PersistentVolumeClaims
 }
 
 var unschedulableTaint = corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}
 
-func newCycleState(snap *snapshot, pod *corev1.Pod) *cycleState {
+func newCycleState(snap *snapshot, pod *corev1.Pod, vf *volumeFilter) *cycleState {
 	st := &cycleState{
 		pod:                    pod,
+		volumes:                vf,
 		pi:                     newPodInfo(pod),
 		nodeAffinity:           newNodeAffinity(pod),
 		toleratesUnschedulable: tolerated(pod.Spec.Tolerations, &unschedulableTaint),
@@ -73,11 +75,17 @@ func (a *algorithm) numFeasibleNodesToFind(n int) int {
 // those, and the best total, ties broken at random. When no node fits
 // the error is a *FitError counting the reasons.
 func (a *algorithm) schedule(snap *snapshot, pod *corev1.Pod) (decision, error) {
+	return a.scheduleWith(snap, pod, nil)
+}
+
+// scheduleWith is schedule with the pod's volume constraints, nil for a
+// pod without claims.
+func (a *algorithm) scheduleWith(snap *snapshot, pod *corev1.Pod, vf *volumeFilter) (decision, error) {
 	all := len(snap.nodes)
 	if all == 0 {
 		return decision{}, errNoNodes
 	}
-	st := newCycleState(snap, pod)
+	st := newCycleState(snap, pod, vf)
 	// Nodes the pod names by metadata.name are the only candidates; the
 	// others count as rejected by NodeAffinity without being filtered.
 	nodes, start := snap.nodes, a.nextStart

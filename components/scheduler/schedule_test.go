@@ -152,7 +152,7 @@ func TestFilter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			snap := snapshotOf([]nodeSpec{tc.node}, tc.existing, nil)
 			tc.pod.Namespace = testNS
-			st := newCycleState(snap, tc.pod)
+			st := newCycleState(snap, tc.pod, nil)
 			s := filter(st, snap.nodes[0])
 			var got []string
 			if s != nil {
@@ -236,7 +236,7 @@ func TestScores(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			snap := snapshotOf(tc.nodes, tc.existing, nil)
 			tc.pod.Namespace = testNS
-			st := newCycleState(snap, tc.pod)
+			st := newCycleState(snap, tc.pod, nil)
 			scores, err := testAlgorithm().scores(snap, st, snap.nodes)
 			if err != nil {
 				t.Fatal(err)

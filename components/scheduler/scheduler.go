@@ -27,6 +27,7 @@ type Scheduler struct {
 
 	cache    *cache
 	queue    *queue
+	volumes  volumeListers
 	algo     *algorithm
 	snap     *snapshot
 	reporter *reporter
@@ -51,9 +52,9 @@ type handlerRegistration struct {
 	reg      toolscache.ResourceEventHandlerRegistration
 }
 
-// New applies defaults, validates cfg and registers the Pod, Node and
-// Namespace informers and their handlers on cfg.Informers; it starts
-// nothing.
+// New applies defaults, validates cfg and registers the Pod, Node,
+// Namespace, PersistentVolumeClaim, PersistentVolume and StorageClass
+// informers and their handlers on cfg.Informers; it starts nothing.
 func New(cfg Config) (*Scheduler, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("scheduler: Config.Client is required")
@@ -107,6 +108,9 @@ func New(cfg Config) (*Scheduler, error) {
 		return s.client.CoreV1().Pods(b.Namespace).Bind(ctx, b, metav1.CreateOptions{})
 	}
 	core := cfg.Informers.Core().V1()
+	classes := cfg.Informers.Storage().V1().StorageClasses()
+	s.volumes = volumeListers{claims: core.PersistentVolumeClaims().Lister(), volumes: core.PersistentVolumes().Lister(), classes: classes.Lister()}
+	volumeEvents := toolscache.ResourceEventHandlerFuncs{AddFunc: s.volumesChanged, UpdateFunc: func(_, obj any) { s.volumesChanged(obj) }}
 	for _, h := range []struct {
 		informer toolscache.SharedIndexInformer
 		funcs    toolscache.ResourceEventHandlerFuncs
@@ -115,6 +119,9 @@ func New(cfg Config) (*Scheduler, error) {
 		{core.Namespaces().Informer(), toolscache.ResourceEventHandlerFuncs{AddFunc: s.setNamespace,
 			UpdateFunc: func(_, obj any) { s.setNamespace(obj) }, DeleteFunc: s.deleteNamespace}},
 		{core.Pods().Informer(), toolscache.ResourceEventHandlerFuncs{AddFunc: s.addPod, UpdateFunc: s.updatePod, DeleteFunc: s.deletePod}},
+		{core.PersistentVolumeClaims().Informer(), volumeEvents},
+		{core.PersistentVolumes().Informer(), volumeEvents},
+		{classes.Informer(), volumeEvents},
 	} {
 		reg, err := h.informer.AddEventHandler(h.funcs)
 		if err != nil {
@@ -240,7 +247,14 @@ func (s *Scheduler) scheduleOne(qp *queuedPod, writes chan<- write) {
 		return
 	}
 	s.cache.update(s.snap)
-	d, err := s.algo.schedule(s.snap, pod)
+	vf, msg := s.volumes.newVolumeFilter(s.snap, pod)
+	var d decision
+	var err error
+	if msg != "" {
+		err = &FitError{NumAllNodes: len(s.snap.nodes), preFilter: msg, plugins: pluginVolumeBinding}
+	} else {
+		d, err = s.algo.scheduleWith(s.snap, pod, vf)
+	}
 	if err != nil {
 		var fe *FitError
 		var plugins plugin
@@ -265,5 +279,9 @@ func (s *Scheduler) scheduleOne(qp *queuedPod, writes chan<- write) {
 		return
 	}
 	s.cache.assume(d.pi, d.node)
-	writes <- write{qp, func(ctx context.Context) { s.bindPod(ctx, qp, d.node) }}
+	var claims []*corev1.PersistentVolumeClaim
+	if vf != nil {
+		claims = vf.toSelect
+	}
+	writes <- write{qp, func(ctx context.Context) { s.bindPod(ctx, qp, d.node, claims) }}
 }

@@ -114,6 +114,8 @@ func lookup(group, resource string) (printer, bool) {
 			return typed(serviceAccountColumns, printServiceAccount), true
 		case "persistentvolumeclaims":
 			return typed(pvcColumns, printPVC), true
+		case "persistentvolumes":
+			return typed(pvColumns, printPV), true
 		}
 	case "apps":
 		switch resource {
@@ -133,6 +135,10 @@ func lookup(group, resource string) (printer, bool) {
 		case "cronjobs":
 			return typed(cronJobColumns, printCronJob), true
 		}
+	case "autoscaling":
+		if resource == "horizontalpodautoscalers" {
+			return hpaPrinter(), true
+		}
 	case "networking.k8s.io":
 		if resource == "ingresses" {
 			return typed(ingressColumns, printIngress), true
@@ -140,6 +146,10 @@ func lookup(group, resource string) (printer, bool) {
 	case "discovery.k8s.io":
 		if resource == "endpointslices" {
 			return typed(endpointSliceColumns, printEndpointSlice), true
+		}
+	case "storage.k8s.io":
+		if resource == "storageclasses" {
+			return typed(storageClassColumns, printStorageClass), true
 		}
 	case "coordination.k8s.io":
 		if resource == "leases" {

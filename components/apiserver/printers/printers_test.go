@@ -18,6 +18,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -41,6 +42,8 @@ var covered = []struct {
 	{"", "secrets", &corev1.Secret{}},
 	{"", "serviceaccounts", &corev1.ServiceAccount{}},
 	{"", "persistentvolumeclaims", &corev1.PersistentVolumeClaim{}},
+	{"", "persistentvolumes", &corev1.PersistentVolume{}},
+	{"storage.k8s.io", "storageclasses", &storagev1.StorageClass{}},
 	{"apps", "deployments", &appsv1.Deployment{}},
 	{"apps", "replicasets", &appsv1.ReplicaSet{}},
 	{"apps", "daemonsets", &appsv1.DaemonSet{}},
@@ -67,6 +70,8 @@ func TestColumns(t *testing.T) {
 		"/secrets":                        "Name Type Data Age",
 		"/serviceaccounts":                "Name Secrets Age",
 		"/persistentvolumeclaims":         "Name Status Volume Capacity Access Modes StorageClass VolumeAttributesClass Age VolumeMode*",
+		"/persistentvolumes":              "Name Capacity Access Modes Reclaim Policy Status Claim StorageClass VolumeAttributesClass Reason Age VolumeMode*",
+		"storage.k8s.io/storageclasses":   "Name Provisioner ReclaimPolicy VolumeBindingMode AllowVolumeExpansion Age",
 		"apps/deployments":                "Name Ready Up-to-date Available Age Containers* Images* Selector*",
 		"apps/replicasets":                "Name Desired Current Ready Age Containers* Images* Selector*",
 		"apps/daemonsets":                 "Name Desired Current Ready Up-to-date Available Node Selector Age Containers* Images* Selector*",
@@ -79,7 +84,7 @@ func TestColumns(t *testing.T) {
 		"events.k8s.io/events":            "Last Seen Type Reason Object Subobject* Source* Message First Seen* Count* Name*",
 		"gitops.kiln.dev/sources":         "Name Ready Revision Age URL* Message*",
 		"example.com/widgets":             "Name Age",
-		"/persistentvolumes":              "Name Age",
+		"/podtemplates":                   "Name Age",
 	}
 	for gr, names := range want {
 		t.Run(gr, func(t *testing.T) {
@@ -182,7 +187,7 @@ func TestRow_unknownResource(t *testing.T) {
 		want            []interface{}
 	}{
 		{"custom resource", "example.com", "widgets", widget, []interface{}{"w-1", "3h"}},
-		{"built-in without a printer", "", "persistentvolumes", &corev1.PersistentVolume{ObjectMeta: objMeta("pv-1")}, []interface{}{"pv-1", "5m"}},
+		{"built-in without a printer", "", "podtemplates", &corev1.PodTemplate{ObjectMeta: objMeta("pt-1")}, []interface{}{"pt-1", "5m"}},
 		{"no creation time", "example.com", "widgets", &unstructured.Unstructured{Object: map[string]interface{}{"metadata": map[string]interface{}{"name": "w-2"}}}, []interface{}{"w-2", "<unknown>"}},
 		{"not an object", "example.com", "widgets", &metav1.Status{}, []interface{}{"", "<unknown>"}},
 	} {

@@ -31,7 +31,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 
 	"kiln.dev/kiln/components/apiserver/pki"
@@ -66,6 +68,10 @@ type e2eOptions struct {
 	tweak func(*kubelet.Config)
 	// logLevel of the runtime's and kubelet's logs (default Info).
 	logLevel slog.Level
+	// asNode gives the kubelet a node's credentials (system:node:NAME,
+	// as kiln agent has) instead of the admin's, so that the node
+	// authorizer decides its requests.
+	asNode bool
 }
 
 // startE2ENode starts the API server, the runtime and the kubelet, gives
@@ -133,6 +139,18 @@ func startE2ENode(t testing.TB, o e2eOptions) *e2eNode {
 		ServerAddr: "127.0.0.1:0",
 		TLS:        &cert,
 		Logger:     logger,
+	}
+	if o.asNode {
+		certPEM, keyPEM, err := ca.IssueClient("system:node:"+n.name, []string{"system:nodes"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := rest.CopyConfig(env.RESTConfig)
+		rc.BearerToken = ""
+		rc.CertData, rc.KeyData = certPEM, keyPEM
+		if kcfg.Client, err = kubernetes.NewForConfig(rc); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if o.tweak != nil {
 		o.tweak(&kcfg)

@@ -1,0 +1,11 @@
+package horizontalpodautoscaler
+
+// Keys of log attributes.
+const (
+	logKeyComponent = "component"
+	logKeyObject    = "object"
+	logKeyTarget    = "target"
+	logKeyFrom      = "from"
+	logKeyTo        = "to"
+	logKeyReason    = "reason"
+)

@@ -1,0 +1,6 @@
+package persistentvolume
+
+// Keys of log attributes.
+const (
+	logKeyComponent = "component"
+)
