@@ -3,9 +3,10 @@ package scheduler
 import (
 	"fmt"
 	"slices"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"kiln.dev/kiln/components/internal/nodeselector"
 )
 
 // plugin names one filter; a set of them records why a pod failed, so
@@ -250,61 +251,9 @@ func (na *nodeAffinity) matches(node *corev1.Node) bool {
 		return true
 	}
 	for i := range na.terms {
-		if termMatches(&na.terms[i], node) {
+		if nodeselector.TermMatches(&na.terms[i], node) {
 			return true
 		}
-	}
-	return false
-}
-
-// termMatches ANDs a term's expressions and fields; an empty term
-// matches nothing, as in kube.
-func termMatches(t *corev1.NodeSelectorTerm, node *corev1.Node) bool {
-	if len(t.MatchExpressions) == 0 && len(t.MatchFields) == 0 {
-		return false
-	}
-	for i := range t.MatchExpressions {
-		if !requirementMatches(&t.MatchExpressions[i], node.Labels) {
-			return false
-		}
-	}
-	for i := range t.MatchFields {
-		f := &t.MatchFields[i]
-		// metadata.name is the one field kube supports.
-		if f.Key != "metadata.name" || !requirementMatches(f, map[string]string{"metadata.name": node.Name}) {
-			return false
-		}
-	}
-	return true
-}
-
-// requirementMatches evaluates In, NotIn, Exists, DoesNotExist, Gt and Lt
-// as labels.Requirement does: NotIn and DoesNotExist hold for a missing
-// label; Gt and Lt compare integers and fail on anything else.
-func requirementMatches(r *corev1.NodeSelectorRequirement, l map[string]string) bool {
-	v, ok := l[r.Key]
-	switch r.Operator {
-	case corev1.NodeSelectorOpIn:
-		return ok && slices.Contains(r.Values, v)
-	case corev1.NodeSelectorOpNotIn:
-		return !ok || !slices.Contains(r.Values, v)
-	case corev1.NodeSelectorOpExists:
-		return ok
-	case corev1.NodeSelectorOpDoesNotExist:
-		return !ok
-	case corev1.NodeSelectorOpGt, corev1.NodeSelectorOpLt:
-		if !ok || len(r.Values) != 1 {
-			return false
-		}
-		have, err1 := strconv.ParseInt(v, 10, 64)
-		want, err2 := strconv.ParseInt(r.Values[0], 10, 64)
-		if err1 != nil || err2 != nil {
-			return false
-		}
-		if r.Operator == corev1.NodeSelectorOpGt {
-			return have > want
-		}
-		return have < want
 	}
 	return false
 }

@@ -2,6 +2,8 @@ package scheduler
 
 import (
 	corev1 "k8s.io/api/core/v1"
+
+	"kiln.dev/kiln/components/internal/nodeselector"
 )
 
 // maxNodeScore is the best normalized score of one plugin.
@@ -84,7 +86,7 @@ func preferredNodeAffinity(terms []corev1.PreferredSchedulingTerm, node *corev1.
 		if t.Weight == 0 {
 			continue
 		}
-		if termMatches(&t.Preference, node) {
+		if nodeselector.TermMatches(&t.Preference, node) {
 			n += int64(t.Weight)
 		}
 	}

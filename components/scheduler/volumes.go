@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	storagelisters "k8s.io/client-go/listers/storage/v1"
+
+	"kiln.dev/kiln/components/internal/nodeselector"
 )
 
 // annSelectedNode tells a WaitForFirstConsumer claim's provisioner the
@@ -141,7 +143,7 @@ func (vf *volumeFilter) filter(node *corev1.Node) *status {
 	for _, terms := range vf.affinities {
 		ok := false
 		for i := range terms {
-			if termMatches(&terms[i], node) {
+			if nodeselector.TermMatches(&terms[i], node) {
 				ok = true
 				break
 			}

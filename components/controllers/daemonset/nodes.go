@@ -10,9 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 
 	"kiln.dev/kiln/components/controllers/history"
+	"kiln.dev/kiln/components/internal/nodeselector"
 )
 
 // Labels every DaemonSet Pod carries.
@@ -120,57 +120,7 @@ func nodeMatches(node *corev1.Node, spec *corev1.PodSpec) bool {
 	if spec.Affinity == nil || spec.Affinity.NodeAffinity == nil || spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
 		return true
 	}
-	// Terms are ORed; an empty list matches nothing.
-	for _, term := range spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
-		if termMatches(node, term) {
-			return true
-		}
-	}
-	return false
-}
-
-// termMatches reports whether node satisfies every requirement of term;
-// a term with none matches nothing, as in kube.
-func termMatches(node *corev1.Node, term corev1.NodeSelectorTerm) bool {
-	if len(term.MatchExpressions) == 0 && len(term.MatchFields) == 0 {
-		return false
-	}
-	for _, r := range term.MatchExpressions {
-		if !requirementMatches(r, labels.Set(node.Labels)) {
-			return false
-		}
-	}
-	for _, r := range term.MatchFields {
-		if r.Key != nodeNameField || !requirementMatches(r, labels.Set{nodeNameField: node.Name}) {
-			return false
-		}
-	}
-	return true
-}
-
-func requirementMatches(r corev1.NodeSelectorRequirement, set labels.Set) bool {
-	var op selection.Operator
-	switch r.Operator {
-	case corev1.NodeSelectorOpIn:
-		op = selection.In
-	case corev1.NodeSelectorOpNotIn:
-		op = selection.NotIn
-	case corev1.NodeSelectorOpExists:
-		op = selection.Exists
-	case corev1.NodeSelectorOpDoesNotExist:
-		op = selection.DoesNotExist
-	case corev1.NodeSelectorOpGt:
-		op = selection.GreaterThan
-	case corev1.NodeSelectorOpLt:
-		op = selection.LessThan
-	default:
-		return false
-	}
-	req, err := labels.NewRequirement(r.Key, op, r.Values)
-	if err != nil {
-		return false
-	}
-	return req.Matches(set)
+	return nodeselector.Matches(spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution, node)
 }
 
 // templateHash is the controller-revision-hash of ds's current template:

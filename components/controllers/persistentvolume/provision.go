@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -13,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kiln.dev/kiln/components/internal/localpath"
+	"kiln.dev/kiln/components/internal/nodeselector"
 )
 
 // provision creates the local-path volume of pvc on node, pre-bound to
@@ -92,57 +92,5 @@ func volumeFitsNode(pv *corev1.PersistentVolume, node *corev1.Node) bool {
 	if na == nil || na.Required == nil {
 		return true
 	}
-	for _, term := range na.Required.NodeSelectorTerms {
-		if termMatches(&term, node) {
-			return true
-		}
-	}
-	return false
-}
-
-// termMatches ANDs a term's requirements; an empty term matches nothing.
-func termMatches(t *corev1.NodeSelectorTerm, node *corev1.Node) bool {
-	if len(t.MatchExpressions) == 0 && len(t.MatchFields) == 0 {
-		return false
-	}
-	for i := range t.MatchExpressions {
-		if !requirementMatches(&t.MatchExpressions[i], node.Labels) {
-			return false
-		}
-	}
-	for i := range t.MatchFields {
-		f := &t.MatchFields[i]
-		if f.Key != "metadata.name" || !requirementMatches(f, map[string]string{"metadata.name": node.Name}) {
-			return false
-		}
-	}
-	return true
-}
-
-func requirementMatches(r *corev1.NodeSelectorRequirement, l map[string]string) bool {
-	v, ok := l[r.Key]
-	switch r.Operator {
-	case corev1.NodeSelectorOpIn:
-		return ok && slices.Contains(r.Values, v)
-	case corev1.NodeSelectorOpNotIn:
-		return !ok || !slices.Contains(r.Values, v)
-	case corev1.NodeSelectorOpExists:
-		return ok
-	case corev1.NodeSelectorOpDoesNotExist:
-		return !ok
-	case corev1.NodeSelectorOpGt, corev1.NodeSelectorOpLt:
-		if !ok || len(r.Values) != 1 {
-			return false
-		}
-		have, err1 := strconv.ParseInt(v, 10, 64)
-		want, err2 := strconv.ParseInt(r.Values[0], 10, 64)
-		if err1 != nil || err2 != nil {
-			return false
-		}
-		if r.Operator == corev1.NodeSelectorOpGt {
-			return have > want
-		}
-		return have < want
-	}
-	return false
+	return nodeselector.Matches(na.Required, node)
 }
