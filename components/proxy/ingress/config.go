@@ -30,6 +30,9 @@ const (
 	// DefaultMinSyncPeriod folds a burst of changes (an apply of many
 	// Ingresses) into one rebuild of the routes.
 	DefaultMinSyncPeriod = 20 * time.Millisecond
+	// DefaultListenRetry is how often Run tries again to open a listener
+	// whose address another program holds.
+	DefaultListenRetry = 10 * time.Second
 )
 
 // Config configures the ingress controller. The zero value of each
@@ -72,6 +75,9 @@ type Config struct {
 	// MinSyncPeriod is the debounce of route rebuilds; default
 	// DefaultMinSyncPeriod.
 	MinSyncPeriod time.Duration
+	// ListenRetry is how often Run tries again to open a listener whose
+	// address is taken; default DefaultListenRetry.
+	ListenRetry time.Duration
 	// Logger receives lifecycle messages and, at Warn, Ingresses (or
 	// parts of them) that cannot be served; nil means slog.Default().
 	Logger *slog.Logger
@@ -109,6 +115,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		{"DialTimeout", &cfg.DialTimeout, DefaultDialTimeout},
 		{"ShutdownGrace", &cfg.ShutdownGrace, DefaultShutdownGrace},
 		{"MinSyncPeriod", &cfg.MinSyncPeriod, DefaultMinSyncPeriod},
+		{"ListenRetry", &cfg.ListenRetry, DefaultListenRetry},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def

@@ -672,3 +672,50 @@ func TestController_kubectl(t *testing.T) {
 		t.Errorf("kubectl get ingress row: %q", lines[1])
 	}
 }
+
+// TestController_portTaken: an address another program holds does not
+// stop Run (the rest of the node keeps running); the listener opens once
+// the address is free.
+func TestController_portTaken(t *testing.T) {
+	api := testenv.Start(t, testenv.Options{})
+	holder, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := holder.Addr().String()
+	c, err := ingress.New(ingress.Config{
+		Client: api.Clientset, Listen: addr, ListenRetry: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v while its port was taken", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	holder.Close()
+	select {
+	case <-c.Ready():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not serving 10s after the port was freed")
+	}
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET / with no Ingress: %d, want 404", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}

@@ -38,6 +38,7 @@ type Controller struct {
 	listeners     []net.Listener
 	statusIPs     []netip.Addr
 	shutdownGrace time.Duration
+	listenRetry   time.Duration
 	minSyncPeriod time.Duration
 	log           *slog.Logger
 
@@ -90,6 +91,7 @@ func New(cfg Config) (*Controller, error) {
 		listeners:     []net.Listener{cfg.Listener, cfg.TLSListener},
 		statusIPs:     cfg.StatusIPs,
 		shutdownGrace: cfg.ShutdownGrace,
+		listenRetry:   cfg.ListenRetry,
 		minSyncPeriod: cfg.MinSyncPeriod,
 		log:           cfg.Logger.With(logComponent, "ingress"),
 		defaultCert:   cert,
@@ -146,8 +148,8 @@ func (c *Controller) wake() {
 // Run opens the listeners, waits for the caches, builds the routes and
 // serves until ctx is done; Ingress, IngressClass and Secret changes are
 // applied without a restart of the listeners. A listener that cannot be
-// opened is an error, returned before anything else starts; nil means a
-// clean stop, ErrRunTwice a second call. Every goroutine it starts has
+// opened is logged and tried again every Config.ListenRetry; nil means a clean
+// stop, ErrRunTwice a second call. Every goroutine it starts has
 // exited when it returns.
 func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Lock()
@@ -159,8 +161,17 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Unlock()
 
 	lns, err := c.open()
-	if err != nil {
-		return err
+	for err != nil {
+		// A port another server holds (a web server on :80) must not
+		// stop the node: the rest runs, and the listeners come up once
+		// the port is free, as k3s's ingress waits for its ports.
+		c.log.Error("ingress listeners not open; retrying (ingressListen, ingressTLSListen: \"\" turns one off)", "err", err, "retry", c.listenRetry)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(c.listenRetry):
+		}
+		lns, err = c.open()
 	}
 	ingReg, err := c.ingressInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.handleIngress,
@@ -276,8 +287,13 @@ func (c *Controller) open() ([]net.Listener, error) {
 		case c.listen[i] != "":
 			ln, err := net.Listen("tcp", c.listen[i])
 			if err != nil {
-				closeAll(lns)
-				closeAll(c.listeners)
+				// Close what this call opened; given listeners stay for
+				// the next try.
+				for j := range i {
+					if c.listeners[j] == nil {
+						closeAll(lns[j : j+1])
+					}
+				}
 				return nil, fmt.Errorf("ingress: %w", err)
 			}
 			lns[i] = ln
