@@ -72,6 +72,7 @@ func New(cfg Config) (*Server, error) {
 	for _, r := range s.catalog.All() {
 		s.byGVR[gvrKey{r.Group, r.Version, r.Name}] = newResource(r)
 	}
+	addConversions(s.byGVR)
 	s.handler = s.routes()
 	return s, nil
 }

@@ -81,6 +81,24 @@ const maxCreateRetries = 10
 // create admits and stores a new object. With dryRun it does everything
 // but write. It returns the object and, unless dry, its stored JSON.
 func (s *Server) create(ctx context.Context, res *resource, obj runtime.Object, dry bool) (runtime.Object, *storedObject, error) {
+	if res.conv == nil {
+		return s.createStored(ctx, res, obj, dry)
+	}
+	// Admit and store at the storage version; answer at the request's.
+	in, err := res.toStorage(obj)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, _, err := s.createStored(ctx, res.conv.storage, in, dry)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err = res.fromStorage(out)
+	return out, nil, err
+}
+
+// createStored is create at the version res stores.
+func (s *Server) createStored(ctx context.Context, res *resource, obj runtime.Object, dry bool) (runtime.Object, *storedObject, error) {
 	m := accessor(obj)
 	generated := m.GetName() == "" && m.GetGenerateName() != ""
 	if err := s.checkNamespaceActive(ctx, res, m.GetNamespace()); err != nil {

@@ -123,6 +123,19 @@ func (s *Server) writeDeleted(w http.ResponseWriter, res *resource, obj runtime.
 // and a pod's grace period keep it, with deletionTimestamp set. gone says
 // whether the object left the store.
 func (s *Server) delete(ctx context.Context, res *resource, ns, name string, opts metav1.DeleteOptions, dry bool) (runtime.Object, bool, error) {
+	if res.conv == nil {
+		return s.deleteStored(ctx, res, ns, name, opts, dry)
+	}
+	out, gone, err := s.deleteStored(ctx, res.conv.storage, ns, name, opts, dry)
+	if err != nil {
+		return nil, false, err
+	}
+	out, err = res.fromStorage(out)
+	return out, gone, err
+}
+
+// deleteStored is delete at the version res stores.
+func (s *Server) deleteStored(ctx context.Context, res *resource, ns, name string, opts metav1.DeleteOptions, dry bool) (runtime.Object, bool, error) {
 	key := res.key(ns, name)
 	for attempt := 0; ; attempt++ {
 		kv, err := s.store.Get(ctx, key)

@@ -18,11 +18,14 @@
 //
 // Objects are the real k8s.io/api types, stored as JSON at
 // /registry/<group>/<resource>/<namespace>/<name>; an object's
-// resourceVersion is its etcd mod revision. Request bodies are JSON, YAML or
-// protobuf. Responses are JSON, except that a create, update or patch
-// answers in protobuf to a client that ranks it first in Accept, as
-// client-go's typed clients do (codec.go, writeObject). Every other kiln
-// component is a client of this API; only cmd hands the store to it.
+// resourceVersion is its etcd mod revision. A kind served at two versions
+// is stored at one and converted both ways, as kube does: HPAs are stored
+// at autoscaling/v2 and served at v1 too (conversion.go). Request bodies
+// are JSON, YAML or protobuf. Responses are JSON, except that a create,
+// update or patch answers in protobuf to a client that ranks it first in
+// Accept, as client-go's typed clients do (codec.go, writeObject). Every
+// other kiln component is a client of this API; only cmd hands the store
+// to it.
 //
 // Watches are served from a per-resource watch cache (watchcache.go), the
 // small version of kube-apiserver's cacher: one store watch per watched

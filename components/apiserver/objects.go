@@ -34,6 +34,9 @@ type resource struct {
 	statusSub bool
 	// prefix is the store prefix of all its objects (no namespace).
 	prefix string
+	// conv is set when the kind is served at several versions stored as
+	// one (conversion.go); nil for every other kind.
+	conv *conversion
 }
 
 func newResource(r resources.Resource) *resource {
@@ -83,8 +86,12 @@ func (r *resource) newObject() runtime.Object {
 }
 
 // decodeStored parses an object as written by encodeStored and sets its
-// resourceVersion.
+// resourceVersion. A kind with a conversion comes back at r's version,
+// whatever version it was stored at.
 func (r *resource) decodeStored(kv store.KV) (runtime.Object, error) {
+	if r.conv != nil {
+		return r.decodeConverted(kv)
+	}
 	obj := r.newObject()
 	if err := unmarshalInto(kv.Value, obj); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
@@ -116,7 +123,9 @@ func setKind(obj runtime.Object, gvk schema.GroupVersionKind) {
 
 // encodeStored writes the object in the form the read paths rely on: it
 // opens with kind, apiVersion and metadata, and metadata carries no
-// resourceVersion (the mod revision is the resourceVersion).
+// resourceVersion (the mod revision is the resourceVersion). For a kind
+// with a conversion, r and obj are at the storage version: create, update
+// and delete convert before they get here.
 func (r *resource) encodeStored(obj runtime.Object) ([]byte, error) {
 	m, err := meta.Accessor(obj)
 	if err != nil {

@@ -32,7 +32,12 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, res *resource
 		s.writeTable(w, r, res, []runtime.Object{obj}, metav1.ListMeta{ResourceVersion: strconv.FormatInt(kv.ModRevision, 10)})
 		return
 	}
-	writeRaw(w, http.StatusOK, mimeJSON, withResourceVersion(kv.Value, kv.ModRevision))
+	data, err := res.servedJSON(kv)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeRaw(w, http.StatusOK, mimeJSON, data)
 }
 
 func (s *Server) writeTable(w http.ResponseWriter, r *http.Request, res *resource, objs []runtime.Object, lm metav1.ListMeta) {
@@ -331,7 +336,12 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, res *resourc
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.Write(withResourceVersion(kv.Value, kv.ModRevision))
+		data, err := res.servedJSON(kv)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		b.Write(data)
 	}
 	b.WriteString("]}")
 	writeRaw(w, http.StatusOK, mimeJSON, b.Bytes())

@@ -60,6 +60,33 @@ type updateFunc func(old runtime.Object) (runtime.Object, error)
 // tries again. sub is "" or "status". A write that changes nothing is not
 // stored. created reports an upsert (server-side apply).
 func (s *Server) update(ctx context.Context, res *resource, ns, name, sub string, dry, retry bool, fn updateFunc) (out runtime.Object, created bool, err error) {
+	if res.conv == nil {
+		return s.updateStored(ctx, res, ns, name, sub, dry, retry, fn)
+	}
+	// fn sees and returns the request's version; everything else, status
+	// and metadata kept from the stored object included, happens at the
+	// storage version, so nothing the request's version cannot express is
+	// lost.
+	out, created, err = s.updateStored(ctx, res.conv.storage, ns, name, sub, dry, retry, func(old runtime.Object) (runtime.Object, error) {
+		in, err := res.fromStorage(old)
+		if err != nil {
+			return nil, err
+		}
+		obj, err := fn(in)
+		if err != nil {
+			return nil, err
+		}
+		return res.toStorage(obj)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	out, err = res.fromStorage(out)
+	return out, created, err
+}
+
+// updateStored is update at the version res stores.
+func (s *Server) updateStored(ctx context.Context, res *resource, ns, name, sub string, dry, retry bool, fn updateFunc) (out runtime.Object, created bool, err error) {
 	key := res.key(ns, name)
 	for attempt := 0; ; attempt++ {
 		kv, err := s.store.Get(ctx, key)

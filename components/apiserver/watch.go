@@ -250,13 +250,16 @@ func (ww *watchWriter) serveCached(ctx context.Context, wc *watchCache, cw *cach
 }
 
 // sendItem writes one item from a cache; the cache encoded the object
-// once for every watch.
+// once for every watch. The cache's JSON is the stored form, which
+// watches of another version (the cache is shared by every version of a
+// kind, since they share the store prefix) and tables build their own
+// from.
 func (ww *watchWriter) sendItem(it watchItem) bool {
 	if it.ce == nil {
 		ww.bookmark(it.progress, false)
 		return true
 	}
-	if ww.p.table {
+	if ww.p.table || ww.res.conv != nil {
 		return ww.send(it.typ, it.kv())
 	}
 	return ww.write(it.typ, it.json())
@@ -322,22 +325,26 @@ func (ww *watchWriter) handle(ev store.Event, f filter) bool {
 }
 
 func (ww *watchWriter) send(typ string, kv store.KV) bool {
-	data := withResourceVersion(kv.Value, kv.ModRevision)
-	if ww.p.table {
-		obj, err := ww.res.decodeStored(kv)
+	if !ww.p.table {
+		data, err := ww.res.servedJSON(kv)
 		if err != nil {
 			return false
 		}
-		t := printers.Table(ww.res.Group, ww.res.Name, []runtime.Object{obj}, ww.p.includeObjectInRows, ww.s.now())
-		if ww.columns {
-			t.ColumnDefinitions = nil
-		}
-		ww.columns = true
-		t.ResourceVersion = strconv.FormatInt(kv.ModRevision, 10)
-		data, err = json.Marshal(t)
-		if err != nil {
-			return false
-		}
+		return ww.write(typ, data)
+	}
+	obj, err := ww.res.decodeStored(kv)
+	if err != nil {
+		return false
+	}
+	t := printers.Table(ww.res.Group, ww.res.Name, []runtime.Object{obj}, ww.p.includeObjectInRows, ww.s.now())
+	if ww.columns {
+		t.ColumnDefinitions = nil
+	}
+	ww.columns = true
+	t.ResourceVersion = strconv.FormatInt(kv.ModRevision, 10)
+	data, err := json.Marshal(t)
+	if err != nil {
+		return false
 	}
 	return ww.write(typ, data)
 }

@@ -41,7 +41,7 @@ type cachedEvent struct {
 	cur, prev         objAttrs
 	curOK, prevOK     bool // the attributes decoded
 	curNode, prevNode string
-	curJSON           func() []byte // the object at ev.KV.ModRevision
+	curJSON           func() []byte // the object at ev.KV.ModRevision, as stored; watches of a kind with a conversion make their own (sendItem)
 	prevJSON          func() []byte // the previous state, at the revision of the change
 }
 
