@@ -60,3 +60,11 @@ func Binary(t testing.TB) string {
 	}
 	return buildPath
 }
+
+// RemoveBinary removes what Binary built (about 150 MB in the temp dir);
+// a package whose tests call Binary calls it from TestMain after m.Run.
+func RemoveBinary() {
+	if buildPath != "" {
+		_ = os.RemoveAll(filepath.Dir(buildPath))
+	}
+}
