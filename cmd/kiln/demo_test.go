@@ -342,6 +342,52 @@ func TestDemo_makeRun(t *testing.T) {
 		}
 	})
 
+	step("an Ingress in the repo routes HTTP by host to the Service's pods", func(t *testing.T) {
+		d.writeFile("app/ingress.yaml", demoIngress)
+		get := func(host string) (int, string, error) {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.ingress+"/", nil)
+			if err != nil {
+				return 0, "", err
+			}
+			req.Host = host
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return 0, "", err
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b), err
+		}
+		seen := map[string]bool{}
+		d.eventually("demo.example through the ingress reaches every web pod", func() error {
+			code, body, err := get("demo.example")
+			if err != nil || code != http.StatusOK || !strings.HasPrefix(body, demoGreeting+" from web-") {
+				return fmt.Errorf("GET demo.example: %d %q %v", code, body, err)
+			}
+			host := strings.Fields(strings.TrimPrefix(body, demoGreeting+" from "))[0]
+			seen[host] = true
+			if len(seen) < len(pods) {
+				return fmt.Errorf("answers from %d of %d pods so far", len(seen), len(pods))
+			}
+			return nil
+		})
+		if code, body, err := get("other.example"); err != nil || code != http.StatusNotFound {
+			t.Errorf("GET other.example: %d %q %v, want 404", code, body, err)
+		}
+		d.eventually("the ingress's address in its status", func() error {
+			ing, err := d.cs.NetworkingV1().Ingresses("demo").Get(ctx, "web", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if lb := ing.Status.LoadBalancer.Ingress; len(lb) != 1 || lb[0].IP != d.nodeIP {
+				return fmt.Errorf("status %+v, want %s", lb, d.nodeIP)
+			}
+			return nil
+		})
+	})
+
 	step("a Service without endpoints refuses connections", func(t *testing.T) {
 		d.writeFile("app/nobody.yaml", demoNobodyService)
 		nobody := d.waitService("nobody")
@@ -531,6 +577,26 @@ spec:
             storage: 16Mi
 `
 
+// demoIngress routes the host demo.example to the web Service.
+const demoIngress = `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+  namespace: demo
+spec:
+  rules:
+    - host: demo.example
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service:
+                name: web
+                port:
+                  name: http
+`
+
 // demo is one `kiln server` with everything on, syncing a copy of
 // examples-repo.
 type demo struct {
@@ -541,10 +607,12 @@ type demo struct {
 	logPath  string
 	nodeName string
 	nodeIP   string
-	cs       kubernetes.Interface
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	waitErr  error
+	// ingress is the HTTP address the node serves Ingresses on.
+	ingress string
+	cs      kubernetes.Interface
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
 }
 
 // demoRequireHost skips (fails under KILN_E2E=require) unless this host
@@ -644,9 +712,13 @@ func startDemo(t *testing.T) *demo {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The ingress ports are free ones, not 80 and 443, which the host
+	// may hold.
+	d.ingress = kilnFreeAddr(t)
 	d.cmd = exec.Command(d.bin, "server", "--data-dir", d.dataDir, "--source", "dir:"+d.repo,
 		"--api-listen", apiAddr, "--dashboard-listen", kilnFreeAddr(t), "--kubelet-port", kubeletPort,
-		"--node-name", d.nodeName, "--node-ip", d.nodeIP)
+		"--node-name", d.nodeName, "--node-ip", d.nodeIP,
+		"--ingress-listen", d.ingress, "--ingress-tls-listen", kilnFreeAddr(t))
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
 		logf.Close()
