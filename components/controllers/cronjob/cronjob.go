@@ -120,16 +120,11 @@ func New(cfg Config) (*Controller, error) {
 			c.queue.Add(j.Namespace + "/" + ref.Name)
 		}
 	}
-	for _, h := range []struct {
-		informer cache.SharedIndexInformer
-		funcs    cache.ResourceEventHandlerFuncs
-	}{
-		{cronInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueueCron, UpdateFunc: func(_, o any) { enqueueCron(o) }, DeleteFunc: enqueueCron}},
-		{jobInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueueOwner, UpdateFunc: func(_, o any) { enqueueOwner(o) }, DeleteFunc: enqueueOwner}},
-	} {
-		if err := c.handlers.Add(h.informer, h.funcs); err != nil {
-			return nil, fmt.Errorf("cronjob: add event handler: %w", err)
-		}
+	if err := c.handlers.AddAll(
+		worker.On{Informer: cronInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{AddFunc: enqueueCron, UpdateFunc: func(_, o any) { enqueueCron(o) }, DeleteFunc: enqueueCron}},
+		worker.On{Informer: jobInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{AddFunc: enqueueOwner, UpdateFunc: func(_, o any) { enqueueOwner(o) }, DeleteFunc: enqueueOwner}},
+	); err != nil {
+		return nil, fmt.Errorf("cronjob: add event handler: %w", err)
 	}
 	return c, nil
 }

@@ -91,22 +91,17 @@ func New(cfg Config) (*Controller, error) {
 	}
 	c.exp = expectations.New(ExpectationsTimeout, func() time.Time { return c.now() })
 	c.syncHandler = c.sync
-	for _, h := range []struct {
-		informer cache.SharedIndexInformer
-		funcs    cache.ResourceEventHandlerFuncs
-	}{
-		{dsInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addDS, UpdateFunc: c.updateDS, DeleteFunc: c.deleteDS}},
-		{podInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod}},
-		{nodeInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addNode, UpdateFunc: c.updateNode, DeleteFunc: c.deleteNode}},
+	if err := c.handlers.AddAll(
+		worker.On{Informer: dsInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{AddFunc: c.addDS, UpdateFunc: c.updateDS, DeleteFunc: c.deleteDS}},
+		worker.On{Informer: podInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod}},
+		worker.On{Informer: nodeInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{AddFunc: c.addNode, UpdateFunc: c.updateNode, DeleteFunc: c.deleteNode}},
 		// A revision deleted or changed by someone else is put right.
-		{revInformer.Informer(), cache.ResourceEventHandlerFuncs{
+		worker.On{Informer: revInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{
 			UpdateFunc: func(_, cur any) { c.enqueueRevisionOwner(cur) },
 			DeleteFunc: c.enqueueRevisionOwner,
 		}},
-	} {
-		if err := c.handlers.Add(h.informer, h.funcs); err != nil {
-			return nil, fmt.Errorf("daemonset: add event handler: %w", err)
-		}
+	); err != nil {
+		return nil, fmt.Errorf("daemonset: add event handler: %w", err)
 	}
 	return c, nil
 }

@@ -117,27 +117,22 @@ func New(cfg Config) (*Controller, error) {
 			return nil, fmt.Errorf("nodelifecycle: add pod index: %w", err)
 		}
 	}
-	for _, h := range []struct {
-		informer cache.SharedIndexInformer
-		funcs    cache.ResourceEventHandlerFuncs
-	}{
-		{nodeInf.Informer(), cache.ResourceEventHandlerFuncs{
+	if err := c.handlers.AddAll(
+		worker.On{Informer: nodeInf.Informer(), Handler: cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueueNode,
 			UpdateFunc: func(_, cur any) { c.enqueueNode(cur) },
 			DeleteFunc: c.enqueueNode,
 		}},
-		{leaseInf.Informer(), cache.ResourceEventHandlerFuncs{
+		worker.On{Informer: leaseInf.Informer(), Handler: cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueueLease,
 			UpdateFunc: func(_, cur any) { c.enqueueLease(cur) },
 		}},
-		{podInf.Informer(), cache.ResourceEventHandlerFuncs{
+		worker.On{Informer: podInf.Informer(), Handler: cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueuePodNode,
 			UpdateFunc: func(_, cur any) { c.enqueuePodNode(cur) },
 		}},
-	} {
-		if err := c.handlers.Add(h.informer, h.funcs); err != nil {
-			return nil, fmt.Errorf("nodelifecycle: add event handler: %w", err)
-		}
+	); err != nil {
+		return nil, fmt.Errorf("nodelifecycle: add event handler: %w", err)
 	}
 	return c, nil
 }

@@ -116,20 +116,15 @@ func New(cfg Config) (*Controller, error) {
 			enqueueWaiting(sc.Name)
 		}
 	}
-	for _, h := range []struct {
-		informer cache.SharedIndexInformer
-		funcs    cache.ResourceEventHandler
-	}{
-		{pvcInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: onClaim, UpdateFunc: func(_, o any) { onClaim(o) }, DeleteFunc: onClaim}},
-		{pvInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: onVolume, UpdateFunc: func(_, o any) { onVolume(o) }, DeleteFunc: onVolume}},
-		{scInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: onClass}},
+	if err := c.handlers.AddAll(
+		worker.On{Informer: pvcInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{AddFunc: onClaim, UpdateFunc: func(_, o any) { onClaim(o) }, DeleteFunc: onClaim}},
+		worker.On{Informer: pvInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{AddFunc: onVolume, UpdateFunc: func(_, o any) { onVolume(o) }, DeleteFunc: onVolume}},
+		worker.On{Informer: scInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{AddFunc: onClass}},
 		// Nodes only feed the lister: a claim waiting for its node's
 		// storage dir is retried with backoff.
-		{nodeInformer.Informer(), cache.ResourceEventHandlerFuncs{}},
-	} {
-		if err := c.handlers.Add(h.informer, h.funcs); err != nil {
-			return nil, fmt.Errorf("persistentvolume: add event handler: %w", err)
-		}
+		worker.On{Informer: nodeInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{}},
+	); err != nil {
+		return nil, fmt.Errorf("persistentvolume: add event handler: %w", err)
 	}
 	return c, nil
 }

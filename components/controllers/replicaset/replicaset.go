@@ -87,16 +87,11 @@ func New(cfg Config) (*Controller, error) {
 	}
 	c.exp = expectations.New(ExpectationsTimeout, func() time.Time { return c.now() })
 	c.syncHandler = c.sync
-	for _, h := range []struct {
-		informer cache.SharedIndexInformer
-		funcs    cache.ResourceEventHandlerFuncs
-	}{
-		{rsInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addRS, UpdateFunc: c.updateRS, DeleteFunc: c.deleteRS}},
-		{podInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod}},
-	} {
-		if err := c.handlers.Add(h.informer, h.funcs); err != nil {
-			return nil, fmt.Errorf("replicaset: add event handler: %w", err)
-		}
+	if err := c.handlers.AddAll(
+		worker.On{Informer: rsInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{AddFunc: c.addRS, UpdateFunc: c.updateRS, DeleteFunc: c.deleteRS}},
+		worker.On{Informer: podInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod}},
+	); err != nil {
+		return nil, fmt.Errorf("replicaset: add event handler: %w", err)
 	}
 	return c, nil
 }

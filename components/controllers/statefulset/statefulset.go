@@ -147,20 +147,15 @@ func New(cfg Config) (*Controller, error) {
 			c.queue.Add(m.GetNamespace() + "/" + ref.Name)
 		}
 	}
-	for _, h := range []struct {
-		informer cache.SharedIndexInformer
-		funcs    cache.ResourceEventHandlerFuncs
-	}{
-		{setInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueueSet, UpdateFunc: func(_, o any) { enqueueSet(o) }, DeleteFunc: enqueueSet}},
-		{podInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueueOwner, UpdateFunc: func(_, o any) { enqueueOwner(o) }, DeleteFunc: enqueueOwner}},
-		{revInformer.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueueOwner, DeleteFunc: enqueueOwner}},
+	if err := c.handlers.AddAll(
+		worker.On{Informer: setInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{AddFunc: enqueueSet, UpdateFunc: func(_, o any) { enqueueSet(o) }, DeleteFunc: enqueueSet}},
+		worker.On{Informer: podInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{AddFunc: enqueueOwner, UpdateFunc: func(_, o any) { enqueueOwner(o) }, DeleteFunc: enqueueOwner}},
+		worker.On{Informer: revInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{AddFunc: enqueueOwner, DeleteFunc: enqueueOwner}},
 		// Claims are only read from the cache; no handler is needed but
 		// the informer must be registered to be started.
-		{claimInformer.Informer(), cache.ResourceEventHandlerFuncs{}},
-	} {
-		if err := c.handlers.Add(h.informer, h.funcs); err != nil {
-			return nil, fmt.Errorf("statefulset: add event handler: %w", err)
-		}
+		worker.On{Informer: claimInformer.Informer(), Handler: cache.ResourceEventHandlerFuncs{}},
+	); err != nil {
+		return nil, fmt.Errorf("statefulset: add event handler: %w", err)
 	}
 	return c, nil
 }

@@ -41,3 +41,19 @@ func (hs *Handlers) Remove() {
 	}
 	hs.regs, hs.synced = nil, nil
 }
+
+// On pairs an informer with the handler AddAll registers on it.
+type On struct {
+	Informer cache.SharedInformer
+	Handler  cache.ResourceEventHandler
+}
+
+// AddAll is Add for each pair in turn, stopping at the first error.
+func (hs *Handlers) AddAll(ons ...On) error {
+	for _, o := range ons {
+		if err := hs.Add(o.Informer, o.Handler); err != nil {
+			return err
+		}
+	}
+	return nil
+}
