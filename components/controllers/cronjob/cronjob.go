@@ -97,9 +97,8 @@ func New(cfg Config) (*Controller, error) {
 		workers:    cfg.Workers,
 		cronLister: cronInformer.Lister(),
 		jobLister:  jobInformer.Lister(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "cronjob"}),
-		now: time.Now,
+		queue:      worker.NewQueue("cronjob"),
+		now:        time.Now,
 	}
 	enqueueCron := func(o any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {

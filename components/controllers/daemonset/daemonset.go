@@ -82,9 +82,8 @@ func New(cfg Config) (*Controller, error) {
 		podLister:  podInformer.Lister(),
 		nodeLister: nodeInformer.Lister(),
 		revLister:  revInformer.Lister(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "daemonset"}),
-		now: time.Now,
+		queue:      worker.NewQueue("daemonset"),
+		now:        time.Now,
 	}
 	if cfg.Events != nil {
 		c.recorder = cfg.Events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent})
@@ -108,7 +107,7 @@ func New(cfg Config) (*Controller, error) {
 
 // Run waits for the informers' caches, then syncs DaemonSets with
 // Config.Workers workers until ctx is done. Pod writes in flight when ctx
-// ends are finished (see writeContext) before Run returns. Run returns
+// ends are finished (see worker.WriteContext) before Run returns. Run returns
 // nil on a clean stop and ErrRunTwice when called again.
 func (c *Controller) Run(ctx context.Context) error {
 	if !c.guard.Start() {

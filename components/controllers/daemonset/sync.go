@@ -299,19 +299,10 @@ func (c *Controller) syncNodes(ctx context.Context, key string, ds *appsv1.Daemo
 	return errors.Join(errs...)
 }
 
-// writeContext is for Pod writes. It is detached from ctx so that a write
-// is never abandoned half-way when the controller stops: a create the
-// client gave up on could still land after a successor listed the Pods,
-// and the successor would put a second Pod on that Node. Run waits for
-// these writes instead, each bounded by writeTimeout.
-func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-}
-
 // createPod creates ds's Pod for node and records the outcome as an
 // Event, as kube's pod control does: none when the namespace is going.
 func (c *Controller) createPod(ctx context.Context, ds *appsv1.DaemonSet, node, hash string) error {
-	wctx, cancel := writeContext(ctx)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	created, err := c.client.CoreV1().Pods(ds.Namespace).Create(wctx, newPod(ds, node, hash), metav1.CreateOptions{})
 	switch {
@@ -327,7 +318,7 @@ func (c *Controller) createPod(ctx context.Context, ds *appsv1.DaemonSet, node, 
 // that was chosen, and records the outcome as an Event (none for a Pod
 // already gone).
 func (c *Controller) deletePodNow(ctx context.Context, ds *appsv1.DaemonSet, p *corev1.Pod) error {
-	wctx, cancel := writeContext(ctx)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	err := c.client.CoreV1().Pods(p.Namespace).Delete(wctx, p.Name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(p.UID))})
 	switch {

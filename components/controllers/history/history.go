@@ -16,7 +16,6 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -29,6 +28,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	appsclient "k8s.io/client-go/kubernetes/typed/apps/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
+
+	"kiln.dev/kiln/components/controllers/worker"
 )
 
 // Name is kube's ControllerRevisionName: the owner's name, shortened to
@@ -98,14 +99,6 @@ type Owner struct {
 	BumpCollisionCount func(ctx context.Context) error
 }
 
-// writeTimeout bounds each write; writes are detached from the sync's
-// context, so that a stop does not leave one half-known.
-const writeTimeout = 30 * time.Second
-
-func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-}
-
 // Sync makes sure the ControllerRevision of o's current template exists
 // and has the highest revision number (a rollback to an earlier template
 // renumbers that one, as kube does). It returns that revision and every
@@ -143,7 +136,7 @@ func Sync(ctx context.Context, client kubernetes.Interface, lister appslisters.C
 	case cur.Revision < maxRevision:
 		cp := cur.DeepCopy()
 		cp.Revision = maxRevision + 1
-		wctx, cancel := writeContext(ctx)
+		wctx, cancel := worker.WriteContext(ctx)
 		defer cancel()
 		if cur, err = revs.Update(wctx, cp, metav1.UpdateOptions{}); err != nil {
 			return nil, nil, fmt.Errorf("renumber controllerrevision %s: %w", cp.Name, err)
@@ -173,7 +166,7 @@ func create(ctx context.Context, revs appsclient.ControllerRevisionInterface, o 
 		Data:     runtime.RawExtension{Raw: data},
 		Revision: revision,
 	}
-	wctx, cancel := writeContext(ctx)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	created, err := revs.Create(wctx, rev, metav1.CreateOptions{})
 	if err == nil {
@@ -210,7 +203,7 @@ func Prune(ctx context.Context, client kubernetes.Interface, owned []*appsv1.Con
 	slices.SortFunc(old, func(a, b *appsv1.ControllerRevision) int { return cmp.Compare(a.Revision, b.Revision) })
 	var errs []error
 	for _, r := range old[:len(old)-limit] {
-		wctx, cancel := writeContext(ctx)
+		wctx, cancel := worker.WriteContext(ctx)
 		err := client.AppsV1().ControllerRevisions(r.Namespace).Delete(wctx, r.Name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(r.UID))})
 		cancel()
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {

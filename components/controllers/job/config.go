@@ -25,9 +25,6 @@ const (
 	// ExpectationsTimeout is how long a sync waits for the watch to show
 	// its own creates and deletes before acting again regardless.
 	ExpectationsTimeout = 5 * time.Minute
-	// writeTimeout bounds each write. Pod writes are detached from Run's
-	// context (see writeContext), so this is what bounds shutdown.
-	writeTimeout = 30 * time.Second
 )
 
 // Labels the controller puts on (and the API's admission defaults into the

@@ -75,9 +75,8 @@ func New(cfg Config) (*Controller, error) {
 		workers:   cfg.Workers,
 		jobLister: jobInformer.Lister(),
 		podLister: podInformer.Lister(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "job"}),
-		now: time.Now,
+		queue:     worker.NewQueue("job"),
+		now:       time.Now,
 	}
 	if cfg.Events != nil {
 		c.recorder = cfg.Events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent})
@@ -96,7 +95,7 @@ func New(cfg Config) (*Controller, error) {
 // Run waits for the informers' caches, then syncs Jobs with
 // Config.Workers workers until ctx is done. It returns only after every
 // worker has (a sync in progress finishes its Pod writes, see
-// writeContext). Run returns nil on a clean stop and ErrRunTwice when
+// worker.WriteContext). Run returns nil on a clean stop and ErrRunTwice when
 // called again.
 func (c *Controller) Run(ctx context.Context) error {
 	if !c.guard.Start() {

@@ -117,7 +117,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if equality.Semantic.DeepEqual(j.Status, job.Status) {
 		return nil
 	}
-	wctx, cancel := writeContext(ctx)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	_, err = c.client.BatchV1().Jobs(namespace).UpdateStatus(wctx, job, metav1.UpdateOptions{})
 	if err != nil {
@@ -301,20 +301,11 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-// writeContext is for writes. It is detached from ctx so that a write is
-// never abandoned half-way when the controller stops: a create the client
-// gave up on could still land after a successor listed the Pods, and the
-// successor would create one Pod too many. Run waits for these writes
-// instead, each bounded by writeTimeout.
-func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-}
-
 // createPod creates one Pod from the Job's template and records the
 // outcome as an Event, as kube's pod control does: none when the
 // namespace is going.
 func (c *Controller) createPod(ctx context.Context, job *batchv1.Job) error {
-	wctx, cancel := writeContext(ctx)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	created, err := c.client.CoreV1().Pods(job.Namespace).Create(wctx, newPod(job), metav1.CreateOptions{})
 	switch {
@@ -354,7 +345,7 @@ func newPod(job *batchv1.Job) *corev1.Pod {
 // showed, and records the outcome as an Event; one already gone counts as
 // deleted, without an Event.
 func (c *Controller) deletePodNow(ctx context.Context, job *batchv1.Job, p *corev1.Pod) error {
-	wctx, cancel := writeContext(ctx)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	err := c.client.CoreV1().Pods(p.Namespace).Delete(wctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
 	switch {

@@ -2,7 +2,6 @@ package nodeipam
 
 import (
 	"log/slog"
-	"time"
 
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -15,8 +14,6 @@ const (
 	// maxBlockBits bounds the allocator: ClusterCIDR may
 	// hold at most 2^16 blocks of NodeMaskSize, as kube's limit.
 	maxBlockBits = 16
-	// writeTimeout bounds each API write.
-	writeTimeout = 30 * time.Second
 )
 
 // Config configures the controller.

@@ -76,11 +76,10 @@ func New(cfg Config) (*Controller, error) {
 		log:        cfg.Logger.With(logKeyComponent, "nodeipam"),
 		nodeLister: inf.Lister(),
 		informer:   inf.Informer(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodeipam"}),
-		alloc:    alloc,
-		reported: map[string]bool{},
-		now:      time.Now,
+		queue:      worker.NewQueue("nodeipam"),
+		alloc:      alloc,
+		reported:   map[string]bool{},
+		now:        time.Now,
 	}
 	c.reg, err = c.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
@@ -233,7 +232,7 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	if _, err := c.client.CoreV1().Nodes().Patch(wctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -279,7 +278,7 @@ func (c *Controller) reportFull(ctx context.Context, n *corev1.Node) {
 		Source:         corev1.EventSource{Component: "nodeipam"},
 		FirstTimestamp: now, LastTimestamp: now, Count: 1,
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	if _, err := c.client.CoreV1().Events(ev.Namespace).Create(wctx, ev, metav1.CreateOptions{}); err != nil {
 		c.log.Warn("record event", logKeyNode, n.Name, logKeyError, err)

@@ -18,9 +18,6 @@ const (
 	DefaultMonitorPeriod = 5 * time.Second
 	// workers is the number of Nodes synced at once.
 	workers = 4
-	// writeTimeout bounds each API write; writes are detached from Run's
-	// context so that a sync finishes what it started.
-	writeTimeout = 30 * time.Second
 )
 
 // Sources and reasons of the controller's Events, as kube's node

@@ -97,10 +97,9 @@ func New(cfg Config) (*Controller, error) {
 		nodeLister:    nodeInf.Lister(),
 		leaseLister:   leaseInf.Lister(),
 		podIndexer:    podInf.Informer().GetIndexer(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodelifecycle"}),
-		health: map[string]health{},
-		now:    time.Now,
+		queue:         worker.NewQueue("nodelifecycle"),
+		health:        map[string]health{},
+		now:           time.Now,
 	}
 	if cfg.Events != nil {
 		c.nodeEvents = cfg.Events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponentNode})

@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"kiln.dev/kiln/components/controllers/worker"
 )
 
 // Condition reasons and messages, as kube's.
@@ -27,10 +29,6 @@ var kubeletConditions = []corev1.NodeConditionType{
 
 // managedTaints are the taints this controller adds and removes.
 var managedTaints = []string{corev1.TaintNodeUnreachable, corev1.TaintNodeNotReady}
-
-func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-}
 
 // sync brings one Node's Ready condition, taints and Pods in line with
 // its kubelet's last sign of life. It re-reads everything from the
@@ -136,7 +134,7 @@ func (c *Controller) markUnknown(ctx context.Context, node *corev1.Node, now tim
 			cond.Status, cond.Reason, cond.Message, cond.LastTransitionTime = corev1.ConditionUnknown, reasonNodeStatusUnknown, msgStopped, t
 		}
 	}
-	wctx, cancel := writeContext(ctx)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	out, err := c.client.CoreV1().Nodes().UpdateStatus(wctx, node, metav1.UpdateOptions{})
 	if err != nil {
@@ -189,7 +187,7 @@ func (c *Controller) setTaint(ctx context.Context, node *corev1.Node, want strin
 	}
 	node = node.DeepCopy()
 	node.Spec.Taints = taints
-	wctx, cancel := writeContext(ctx)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	out, err := c.client.CoreV1().Nodes().Update(wctx, node, metav1.UpdateOptions{})
 	if err != nil {
@@ -228,7 +226,7 @@ func (c *Controller) markPodsNotReady(ctx context.Context, objs []any, now time.
 		} else {
 			pod.Status.Conditions = append(pod.Status.Conditions, cond)
 		}
-		wctx, cancel := writeContext(ctx)
+		wctx, cancel := worker.WriteContext(ctx)
 		_, err := c.client.CoreV1().Pods(pod.Namespace).UpdateStatus(wctx, pod, metav1.UpdateOptions{})
 		cancel()
 		switch {
@@ -272,7 +270,7 @@ func (c *Controller) evict(ctx context.Context, node *corev1.Node, objs []any, n
 		// A conflict with any other write is retried when the watch
 		// shows that write, which enqueues the Node.
 		uid, rv := pod.UID, pod.ResourceVersion
-		wctx, cancel := writeContext(ctx)
+		wctx, cancel := worker.WriteContext(ctx)
 		err := c.client.CoreV1().Pods(pod.Namespace).Delete(wctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
 		cancel()
 		switch {

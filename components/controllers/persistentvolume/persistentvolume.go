@@ -74,8 +74,7 @@ func New(cfg Config) (*Controller, error) {
 		volumes: pvInformer.Lister(),
 		classes: scInformer.Lister(),
 		nodes:   nodeInformer.Lister(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "persistentvolume"}),
+		queue:   worker.NewQueue("persistentvolume"),
 	}
 	if cfg.Events != nil {
 		c.recorder = cfg.Events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent})

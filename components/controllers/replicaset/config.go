@@ -24,9 +24,6 @@ const (
 	// ExpectationsTimeout is how long a sync waits for the watch to show
 	// its own creates and deletes before acting again regardless.
 	ExpectationsTimeout = 5 * time.Minute
-	// writeTimeout bounds each Pod write. Writes are detached from Run's
-	// context (see createPods), so this is what bounds shutdown.
-	writeTimeout = 30 * time.Second
 )
 
 // EventComponent is the source of the controller's Events, as kube's

@@ -78,9 +78,8 @@ func New(cfg Config) (*Controller, error) {
 		workers:   cfg.Workers,
 		rsLister:  rsInformer.Lister(),
 		podLister: podInformer.Lister(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset"}),
-		now: time.Now,
+		queue:     worker.NewQueue("replicaset"),
+		now:       time.Now,
 	}
 	if cfg.Events != nil {
 		c.recorder = cfg.Events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent})

@@ -158,15 +158,6 @@ func (c *Controller) manageReplicas(ctx context.Context, key string, rs *appsv1.
 	return nil
 }
 
-// writeContext is for Pod writes. It is detached from ctx so that a write
-// is never abandoned half-way when the controller stops: a create the
-// client gave up on could still land after a successor listed the Pods,
-// and the successor would create one Pod too many. Run waits for these
-// writes instead, each bounded by writeTimeout.
-func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-}
-
 // createPod creates one Pod from the ReplicaSet's template and records
 // the outcome as an Event, as kube's pod control does: none when the
 // namespace is going, since nothing can be created there.
@@ -175,7 +166,7 @@ func (c *Controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error
 	if len(pod.Labels) == 0 {
 		return errors.New("pod template has no labels")
 	}
-	wctx, cancel := writeContext(ctx)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	created, err := c.client.CoreV1().Pods(rs.Namespace).Create(wctx, pod, metav1.CreateOptions{})
 	switch {
@@ -215,7 +206,7 @@ func newPod(rs *appsv1.ReplicaSet) *corev1.Pod {
 // that was chosen, and records the outcome as an Event (none for a Pod
 // already gone).
 func (c *Controller) deletePodNow(ctx context.Context, rs *appsv1.ReplicaSet, p *corev1.Pod) error {
-	wctx, cancel := writeContext(ctx)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	err := c.client.CoreV1().Pods(p.Namespace).Delete(wctx, p.Name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(p.UID))})
 	switch {
@@ -315,7 +306,7 @@ func (c *Controller) release(ctx context.Context, rs *appsv1.ReplicaSet, p *core
 }
 
 func (c *Controller) patchPod(ctx context.Context, p *corev1.Pod, patch string) error {
-	wctx, cancel := writeContext(ctx)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	_, err := c.client.CoreV1().Pods(p.Namespace).Patch(wctx, p.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
 	return err

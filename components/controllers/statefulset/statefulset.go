@@ -121,9 +121,8 @@ func New(cfg Config) (*Controller, error) {
 		podLister:   podInformer.Lister(),
 		revLister:   revInformer.Lister(),
 		claimLister: claimInformer.Lister(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "statefulset"}),
-		now: time.Now,
+		queue:       worker.NewQueue("statefulset"),
+		now:         time.Now,
 	}
 	if cfg.Events != nil {
 		c.recorder = cfg.Events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent})
@@ -176,10 +175,4 @@ func (c *Controller) event(set *appsv1.StatefulSet, eventType, reason, format st
 	if c.recorder != nil {
 		c.recorder.Eventf(set, eventType, reason, format, args...)
 	}
-}
-
-// writeContext bounds one API write. It is not cancelled with the sync's
-// context, so a stop does not leave a write half-known.
-func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 }

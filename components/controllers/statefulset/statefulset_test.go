@@ -361,3 +361,45 @@ func TestController_parallel(t *testing.T) {
 		return apierrors.IsNotFound(err)
 	})
 }
+
+// TestController_claimRetention: with persistentvolumeClaimRetentionPolicy
+// Delete, a claim is owned by its set (whenDeleted), and a condemned Pod
+// is made the owner of its claim before it goes (whenScaled), so that the
+// garbage collector deletes the claims after them.
+func TestController_claimRetention(t *testing.T) {
+	cs, _ := startController(t)
+	ctx := t.Context()
+	set := newSet("kv", 2)
+	set.Spec.PodManagementPolicy = appsv1.ParallelPodManagement
+	set.Spec.PersistentVolumeClaimRetentionPolicy = &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+		WhenDeleted: appsv1.DeletePersistentVolumeClaimRetentionPolicyType,
+		WhenScaled:  appsv1.DeletePersistentVolumeClaimRetentionPolicyType,
+	}
+	created, err := cs.AppsV1().StatefulSets("default").Create(ctx, set, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "2 pods", func() bool { return slices.Equal(podNames(t, cs, "kv"), []string{"kv-0", "kv-1"}) })
+	owners := func(claim string) []metav1.OwnerReference {
+		c, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, claim, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("claim %s: %v", claim, err)
+		}
+		return c.OwnerReferences
+	}
+	for _, n := range []string{"data-kv-0", "data-kv-1"} {
+		if refs := owners(n); len(refs) != 1 || refs[0].UID != created.UID || refs[0].Kind != "StatefulSet" {
+			t.Errorf("claim %s owners %+v, want the set", n, refs)
+		}
+	}
+	pod1 := getPod(t, cs, "kv-1")
+	patchSet(t, cs, "kv", `{"spec":{"replicas":1}}`)
+	eventually(t, "scaled to 1", func() bool { return slices.Equal(podNames(t, cs, "kv"), []string{"kv-0"}) })
+	refs := owners("data-kv-1")
+	if !slices.ContainsFunc(refs, func(r metav1.OwnerReference) bool { return r.UID == pod1.UID && r.Kind == "Pod" }) {
+		t.Errorf("claim data-kv-1 owners %+v after scale down, want pod kv-1 among them", refs)
+	}
+	if refs := owners("data-kv-0"); slices.ContainsFunc(refs, func(r metav1.OwnerReference) bool { return r.Kind == "Pod" }) {
+		t.Errorf("claim data-kv-0 of a kept pod owned by a pod: %+v", refs)
+	}
+}

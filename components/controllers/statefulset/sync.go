@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
+
+	"kiln.dev/kiln/components/controllers/worker"
 )
 
 // sync brings one StatefulSet one step closer to its spec and writes its
@@ -200,7 +202,7 @@ func (c *Controller) createPod(ctx context.Context, set *appsv1.StatefulSet, cur
 	if err := c.ensureClaims(ctx, set, pod); err != nil {
 		return err
 	}
-	wctx, cancel := writeContext(ctx)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	_, err := c.client.CoreV1().Pods(set.Namespace).Create(wctx, pod, metav1.CreateOptions{})
 	switch {
@@ -215,7 +217,7 @@ func (c *Controller) createPod(ctx context.Context, set *appsv1.StatefulSet, cur
 }
 
 func (c *Controller) deletePod(ctx context.Context, set *appsv1.StatefulSet, p *corev1.Pod) error {
-	wctx, cancel := writeContext(ctx)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	err := c.client.CoreV1().Pods(p.Namespace).Delete(wctx, p.Name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(p.UID))})
 	switch {
@@ -298,7 +300,7 @@ func (c *Controller) ensureClaims(ctx context.Context, set *appsv1.StatefulSet, 
 			// The garbage collector deletes it with the set.
 			claim.OwnerReferences = []metav1.OwnerReference{ownerRef(set.Name, set.UID, controllerKind)}
 		}
-		wctx, cancel := writeContext(ctx)
+		wctx, cancel := worker.WriteContext(ctx)
 		_, err := c.client.CoreV1().PersistentVolumeClaims(set.Namespace).Create(wctx, claim, metav1.CreateOptions{})
 		cancel()
 		switch {
@@ -328,7 +330,7 @@ func (c *Controller) releaseClaims(ctx context.Context, set *appsv1.StatefulSet,
 		}
 		cp := claim.DeepCopy()
 		cp.OwnerReferences = append(cp.OwnerReferences, ownerRef(pod.Name, pod.UID, podKind))
-		wctx, cancel := writeContext(ctx)
+		wctx, cancel := worker.WriteContext(ctx)
 		_, err = c.client.CoreV1().PersistentVolumeClaims(set.Namespace).Update(wctx, cp, metav1.UpdateOptions{})
 		cancel()
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -344,7 +346,7 @@ func (c *Controller) writeStatus(ctx context.Context, set *appsv1.StatefulSet, s
 	}
 	cp := set.DeepCopy()
 	cp.Status = status
-	wctx, cancel := writeContext(ctx)
+	wctx, cancel := worker.WriteContext(ctx)
 	defer cancel()
 	if _, err := c.client.AppsV1().StatefulSets(set.Namespace).UpdateStatus(wctx, cp, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("update status: %w", err)

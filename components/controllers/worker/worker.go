@@ -76,3 +76,11 @@ func Recover(fn func() error) (err error) {
 	}()
 	return fn()
 }
+
+// NewQueue is a controller's work queue: client-go's default controller
+// rate limiter (per-item exponential back-off and an overall bucket), the
+// queue named for its metrics.
+func NewQueue(name string) workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: name})
+}
